@@ -1,0 +1,741 @@
+//! The file-system edge: turning inputs (files, folders, stdin) into jobs, naming each output,
+//! running the jobs on a thread pool and writing every output atomically. It keeps going past
+//! bad files and records each file's fate; it never writes over an input.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::codec::{self, OutputFormat};
+use crate::error::Error;
+use crate::pipeline::{FileContext, Pipeline, Report};
+
+/// One thing the user named on the command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    Stdin,
+    Path(PathBuf),
+}
+
+/// Where outputs go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Destination {
+    /// Beside the input: `NAME.protected.EXT` for a file, `FOLDER-protected/` for a folder.
+    Beside,
+    /// Into this folder, mirroring each input folder's tree.
+    Dir(PathBuf),
+    /// Exactly this file (one input only).
+    File(PathBuf),
+    /// Standard output (one input only).
+    Stdout,
+}
+
+/// What to do when an output file already exists.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum IfExists {
+    /// Leave the existing file and report the input as skipped.
+    Skip,
+    /// Replace the existing file (atomically).
+    Overwrite,
+    /// Leave the existing file and report the input as failed. The default: nothing is
+    /// replaced silently and nothing is silently left stale.
+    #[default]
+    Error,
+}
+
+/// How a batch runs.
+#[derive(Clone, Debug)]
+pub struct BatchOptions {
+    pub destination: Destination,
+    pub if_exists: IfExists,
+    /// Worker threads; 0 means one per core.
+    pub jobs: usize,
+    /// List what would be written, write nothing.
+    pub dry_run: bool,
+}
+
+/// Where one job's output goes, before the output format (and so the extension) is known.
+#[derive(Clone, Debug)]
+enum Target {
+    /// This path, with the extension changed if the output format needs another.
+    Mirror(PathBuf),
+    /// `STEM.protected.EXT` beside this input file.
+    Sibling(PathBuf),
+    /// Exactly this path.
+    Exact(PathBuf),
+    Stdout,
+}
+
+/// One file to protect.
+#[derive(Clone, Debug)]
+struct Job {
+    source: Input,
+    /// Path relative to the input root, `/`-separated: the name the pipeline sees.
+    rel: String,
+    target: Target,
+    /// Found by walking a folder (so a non-image is skipped rather than refused).
+    walked: bool,
+}
+
+/// The fate of one file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Written,
+    /// Dry run: would have been written.
+    WouldWrite,
+    Skipped,
+    Failed,
+}
+
+/// One line of the batch's record.
+#[derive(Clone, Debug, Serialize)]
+pub struct FileRecord {
+    pub input: String,
+    pub output: Option<String>,
+    pub status: Status,
+    /// Why the file failed or was skipped.
+    pub reason: Option<String>,
+    #[serde(flatten)]
+    pub report: Option<Report>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub ms: f64,
+}
+
+impl FileRecord {
+    fn new(input: String, status: Status, reason: Option<String>) -> FileRecord {
+        FileRecord {
+            input,
+            output: None,
+            status,
+            reason,
+            report: None,
+            bytes_in: 0,
+            bytes_out: 0,
+            ms: 0.0,
+        }
+    }
+
+    /// The one-line message for a failed or skipped file.
+    pub fn message(&self) -> String {
+        format!("{}: {}", self.input, self.reason.as_deref().unwrap_or("ok"))
+    }
+}
+
+/// Totals of a batch.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    pub written: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub seconds: f64,
+    pub interrupted: bool,
+}
+
+impl Summary {
+    fn add(&mut self, r: &FileRecord) {
+        match r.status {
+            Status::Written | Status::WouldWrite => self.written += 1,
+            Status::Skipped => self.skipped += 1,
+            Status::Failed => self.failed += 1,
+        }
+        self.bytes_in += r.bytes_in;
+        self.bytes_out += r.bytes_out;
+    }
+}
+
+/// A usage problem found before any file is touched (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("{0}: no such file or folder")]
+    Missing(String),
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// The jobs of a batch, plus the files the walk already failed on.
+pub struct Plan {
+    jobs: Vec<Job>,
+    walk_failures: Vec<FileRecord>,
+}
+
+impl Plan {
+    /// Number of files to process (excluding walk failures).
+    pub fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    /// Files that could not even be listed (symlink loops, unreadable folders).
+    pub fn walk_failures(&self) -> &[FileRecord] {
+        &self.walk_failures
+    }
+}
+
+/// Extensions that mark a file as meant to be an image, so a folder walk reports it when its
+/// content is not one (a non-image without such an extension is skipped silently).
+const IMAGE_EXTENSIONS: &[&str] = &[
+    "jpg", "jpeg", "jpe", "jfif", "png", "webp", "tif", "tiff", "gif", "heic", "heif", "avif",
+    "jxl", "bmp", "dng", "cr2", "cr3", "nef", "arw", "orf", "rw2", "raf", "mpo",
+];
+
+fn has_image_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Lists the jobs for `inputs`, deciding each output's place.
+pub fn plan(inputs: &[Input], destination: &Destination) -> Result<Plan, PlanError> {
+    let mut jobs = Vec::new();
+    let mut walk_failures = Vec::new();
+    if inputs.is_empty() {
+        return Err(PlanError::Usage("no input given".into()));
+    }
+    let single = inputs.len() == 1;
+    let stdin_count = inputs.iter().filter(|i| **i == Input::Stdin).count();
+    if stdin_count > 0 && !single {
+        return Err(PlanError::Usage(
+            "'-' (standard input) cannot be combined with other inputs".into(),
+        ));
+    }
+    for input in inputs {
+        let path = match input {
+            Input::Stdin => {
+                let target = match destination {
+                    Destination::File(p) => Target::Exact(p.clone()),
+                    Destination::Stdout | Destination::Beside => Target::Stdout,
+                    Destination::Dir(_) => {
+                        return Err(PlanError::Usage(
+                            "standard input needs -o FILE or no -o (output to standard output)"
+                                .into(),
+                        ))
+                    }
+                };
+                jobs.push(Job {
+                    source: Input::Stdin,
+                    rel: String::new(),
+                    target,
+                    walked: false,
+                });
+                continue;
+            }
+            Input::Path(p) => p,
+        };
+        let meta =
+            fs::metadata(path).map_err(|_| PlanError::Missing(path.display().to_string()))?;
+        if meta.is_dir() {
+            let out_root = match destination {
+                Destination::Beside => sibling_folder(path)?,
+                Destination::Dir(d) if single => d.clone(),
+                Destination::Dir(d) => d.join(path.file_name().unwrap_or(path.as_os_str())),
+                Destination::File(_) | Destination::Stdout => {
+                    return Err(PlanError::Usage(format!(
+                        "{}: a folder needs an output folder (-o DIR), not a file",
+                        path.display()
+                    )))
+                }
+            };
+            if resolve(&out_root) == resolve(path) {
+                return Err(PlanError::Usage(format!(
+                    "{}: the output folder is the input folder; outputs would replace the originals",
+                    path.display()
+                )));
+            }
+            walk_folder(path, &out_root, &mut jobs, &mut walk_failures);
+        } else {
+            let target = match destination {
+                Destination::Beside => Target::Sibling(path.clone()),
+                Destination::Dir(d) => Target::Mirror(d.join(path.file_name().unwrap_or_default())),
+                Destination::File(f) if single => Target::Exact(f.clone()),
+                Destination::Stdout if single => Target::Stdout,
+                _ => return Err(PlanError::Usage("-o FILE takes exactly one input".into())),
+            };
+            let rel = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            jobs.push(Job {
+                source: Input::Path(path.clone()),
+                rel,
+                target,
+                walked: false,
+            });
+        }
+    }
+    Ok(Plan {
+        jobs,
+        walk_failures,
+    })
+}
+
+fn sibling_folder(dir: &Path) -> Result<PathBuf, PlanError> {
+    let abs = resolve(dir);
+    let name = abs.file_name().ok_or_else(|| {
+        PlanError::Usage(format!("{}: give an output folder with -o", dir.display()))
+    })?;
+    let mut sibling = OsString::from(name);
+    sibling.push("-protected");
+    Ok(abs.with_file_name(sibling))
+}
+
+/// An absolute, symlink-free form of `path`, even when its last parts do not exist yet.
+fn resolve(path: &Path) -> PathBuf {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(path)
+    };
+    let mut existing = abs.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(canon) = existing.canonicalize() {
+            let mut out = canon;
+            for part in rest.iter().rev() {
+                out.push(part);
+            }
+            return out;
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return abs,
+        }
+    }
+}
+
+/// Walks a folder (following symbolic links, which walkdir checks for loops), in a stable
+/// order, skipping the output folder when it lies inside the input.
+fn walk_folder(root: &Path, out_root: &Path, jobs: &mut Vec<Job>, failures: &mut Vec<FileRecord>) {
+    let out_resolved = resolve(out_root);
+    let walker = walkdir::WalkDir::new(root)
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| !(e.file_type().is_dir() && resolve(e.path()) == out_resolved));
+    for entry in walker {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                let path = e.path().unwrap_or(root).display().to_string();
+                let reason = if e.loop_ancestor().is_some() {
+                    "symbolic link loop (not followed)".to_string()
+                } else {
+                    e.io_error().map(io_reason).unwrap_or_else(|| e.to_string())
+                };
+                failures.push(FileRecord::new(path, Status::Failed, Some(reason)));
+                continue;
+            }
+        };
+        if entry.file_type().is_dir() {
+            continue;
+        }
+        let rel_path = entry.path().strip_prefix(root).unwrap_or(entry.path());
+        if rel_path
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_)))
+        {
+            continue;
+        }
+        let rel = rel_path
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/");
+        jobs.push(Job {
+            source: Input::Path(entry.path().to_path_buf()),
+            rel,
+            target: Target::Mirror(out_root.join(rel_path)),
+            walked: true,
+        });
+    }
+}
+
+/// A short reason for an I/O error, without the "(os error N)" noise.
+pub fn io_reason(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::PermissionDenied => "permission denied".into(),
+        io::ErrorKind::NotFound => "no such file or folder".into(),
+        io::ErrorKind::StorageFull => "no space left on the device".into(),
+        io::ErrorKind::IsADirectory => "is a folder".into(),
+        io::ErrorKind::ReadOnlyFilesystem => "read-only file system".into(),
+        _ => {
+            let s = e.to_string();
+            match s.find(" (os error") {
+                Some(i) => s[..i].to_string(),
+                None => s,
+            }
+        }
+    }
+}
+
+/// The output path of a target once the output format is known (`None` for stdout).
+fn output_path(target: &Target, format: OutputFormat) -> Option<PathBuf> {
+    let keeps_ext = |p: &Path| {
+        p.extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| format.accepts_extension(e))
+    };
+    match target {
+        Target::Mirror(p) if keeps_ext(p) => Some(p.clone()),
+        Target::Mirror(p) => Some(p.with_extension(format.extension())),
+        Target::Sibling(p) => {
+            let stem = p.file_stem().unwrap_or_default().to_string_lossy();
+            let ext = match p.extension().and_then(|e| e.to_str()) {
+                Some(e) if format.accepts_extension(e) => e.to_string(),
+                _ => format.extension().to_string(),
+            };
+            Some(p.with_file_name(format!("{stem}.protected.{ext}")))
+        }
+        Target::Exact(p) => Some(p.clone()),
+        Target::Stdout => None,
+    }
+}
+
+/// True when `a` and `b` name the same existing file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (fs::metadata(a), fs::metadata(b)) {
+            (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+    }
+}
+
+/// Runs a plan. `on_record` sees every file's record as soon as it is known (from worker
+/// threads); `cancel` stops the batch before the next file when set (Ctrl-C).
+pub fn run(
+    plan: Plan,
+    pipeline: &Pipeline,
+    options: &BatchOptions,
+    cancel: &AtomicBool,
+    on_record: &(dyn Fn(&FileRecord) + Sync),
+) -> Summary {
+    let start = Instant::now();
+    let summary = Mutex::new(Summary::default());
+    let record = |r: FileRecord| {
+        summary.lock().unwrap_or_else(|e| e.into_inner()).add(&r);
+        on_record(&r);
+    };
+    for failure in plan.walk_failures {
+        record(failure);
+    }
+    // Two inputs must not write the same output: the first one claims it.
+    let claimed = Mutex::new(HashSet::new());
+    let work = |job: &Job| {
+        if cancel.load(Ordering::Relaxed) {
+            return;
+        }
+        let started = Instant::now();
+        let mut r = process_job(job, pipeline, options, &claimed, cancel);
+        r.ms = started.elapsed().as_secs_f64() * 1e3;
+        record(r);
+    };
+    let threads = if options.jobs == 0 {
+        num_cpus()
+    } else {
+        options.jobs
+    };
+    match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+        Ok(pool) => pool.install(|| plan.jobs.par_iter().with_max_len(1).for_each(work)),
+        Err(_) => plan.jobs.iter().for_each(work),
+    }
+    let mut summary = summary.into_inner().unwrap_or_else(|e| e.into_inner());
+    summary.seconds = start.elapsed().as_secs_f64();
+    summary.interrupted = cancel.load(Ordering::Relaxed);
+    summary
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+fn display_input(job: &Job) -> String {
+    match &job.source {
+        Input::Stdin => "<stdin>".to_string(),
+        Input::Path(p) => p.display().to_string(),
+    }
+}
+
+fn process_job(
+    job: &Job,
+    pipeline: &Pipeline,
+    options: &BatchOptions,
+    claimed: &Mutex<HashSet<PathBuf>>,
+    cancel: &AtomicBool,
+) -> FileRecord {
+    let input = display_input(job);
+    let fail = |reason: String| FileRecord::new(input.clone(), Status::Failed, Some(reason));
+
+    // Read.
+    let bytes = match read_input(&job.source, pipeline.options().max_pixels) {
+        Ok(b) => b,
+        Err(e) => return fail(e),
+    };
+    let format = match codec::sniff(&bytes) {
+        Ok(f) => f,
+        Err(Error::NotAnImage(_)) | Err(Error::Empty)
+            if job.walked && !has_image_extension(Path::new(&input)) =>
+        {
+            let mut r = FileRecord::new(input, Status::Skipped, Some("not an image".into()));
+            r.bytes_in = bytes.len() as u64;
+            return r;
+        }
+        Err(e) => return fail(e.to_string()),
+    };
+
+    // Name the output and check it before doing the work.
+    let out_format = pipeline.output_format(format);
+    let out_path = output_path(&job.target, out_format);
+    if let Some(out) = &out_path {
+        if let Input::Path(src) = &job.source {
+            if same_file(src, out) {
+                return fail(format!(
+                    "output {} would replace the input; choose another -o",
+                    out.display()
+                ));
+            }
+        }
+        if !claimed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(resolve(out))
+        {
+            return fail(format!("another input already writes {}", out.display()));
+        }
+        if options.if_exists != IfExists::Overwrite && fs::symlink_metadata(out).is_ok() {
+            return exists_record(input, out, options.if_exists, bytes.len());
+        }
+    }
+    let output = out_path
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .or(Some("<stdout>".into()));
+    if options.dry_run {
+        let mut r = FileRecord::new(input, Status::WouldWrite, None);
+        r.output = output;
+        r.bytes_in = bytes.len() as u64;
+        return r;
+    }
+
+    // Protect.
+    let processed = match pipeline.process(&bytes, &FileContext { name: &job.rel }) {
+        Ok(p) => p,
+        Err(e) => return fail(e.to_string()),
+    };
+    if cancel.load(Ordering::Relaxed) {
+        return FileRecord::new(input, Status::Skipped, Some("interrupted".into()));
+    }
+
+    // Write.
+    let written = match &out_path {
+        Some(path) => write_atomic(path, &processed.bytes, options.if_exists),
+        None => write_stdout(&processed.bytes).map(|_| true),
+    };
+    let mut r = match written {
+        Ok(true) => FileRecord::new(input, Status::Written, None),
+        Ok(false) => {
+            // Another process created the output meanwhile.
+            return exists_record(
+                input,
+                out_path.as_deref().unwrap_or(Path::new("")),
+                options.if_exists,
+                bytes.len(),
+            );
+        }
+        Err(e) => return fail(e),
+    };
+    r.output = output;
+    r.bytes_in = bytes.len() as u64;
+    r.bytes_out = processed.bytes.len() as u64;
+    r.report = Some(processed.report);
+    r
+}
+
+fn exists_record(input: String, out: &Path, policy: IfExists, bytes_in: usize) -> FileRecord {
+    let mut r = if policy == IfExists::Skip {
+        FileRecord::new(
+            input,
+            Status::Skipped,
+            Some(format!("output {} exists", out.display())),
+        )
+    } else {
+        FileRecord::new(
+            input,
+            Status::Failed,
+            Some(format!(
+                "output {} exists (use --if-exists skip or overwrite)",
+                out.display()
+            )),
+        )
+    };
+    r.output = Some(out.display().to_string());
+    r.bytes_in = bytes_in as u64;
+    r
+}
+
+/// Reads an input whole, refusing files far larger than any image under the pixel limit could be.
+fn read_input(source: &Input, max_pixels: u64) -> Result<Vec<u8>, String> {
+    let cap = max_pixels.saturating_mul(8).max(64 << 20);
+    let mut bytes = Vec::new();
+    let result = match source {
+        Input::Stdin => io::stdin().lock().take(cap + 1).read_to_end(&mut bytes),
+        Input::Path(p) => {
+            let file = fs::File::open(p).map_err(|e| io_reason(&e))?;
+            let meta = file.metadata().map_err(|e| io_reason(&e))?;
+            if meta.is_dir() {
+                return Err("is a folder".into());
+            }
+            if meta.len() > cap {
+                return Err(format!(
+                    "file is {} MB, larger than any image within the pixel limit",
+                    meta.len() >> 20
+                ));
+            }
+            bytes.reserve_exact(meta.len() as usize);
+            file.take(cap + 1).read_to_end(&mut bytes)
+        }
+    };
+    result.map_err(|e| format!("cannot read: {}", io_reason(&e)))?;
+    if bytes.len() as u64 > cap {
+        return Err("input is larger than any image within the pixel limit".into());
+    }
+    Ok(bytes)
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder, then renames it into
+/// place, so that no reader ever sees a partial file. Returns `Ok(false)` when the path exists
+/// and the policy forbids replacing it (checked atomically).
+pub fn write_atomic(path: &Path, bytes: &[u8], policy: IfExists) -> Result<bool, String> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let context =
+        |what: &str, e: io::Error| format!("cannot {what} {}: {}", dir.display(), io_reason(&e));
+    fs::create_dir_all(dir).map_err(|e| context("create folder", e))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".photoshield-")
+        .suffix(".tmp")
+        .permissions(default_permissions())
+        .tempfile_in(dir)
+        .map_err(|e| context("write into", e))?;
+    tmp.write_all(bytes)
+        .and_then(|_| tmp.flush())
+        .map_err(|e| format!("cannot write {}: {}", path.display(), io_reason(&e)))?;
+    // On failure the temporary file is removed when `tmp` (or the error holding it) drops.
+    let persisted = if policy == IfExists::Overwrite {
+        tmp.persist(path).map(|_| true)
+    } else {
+        match tmp.persist_noclobber(path) {
+            Ok(_) => Ok(true),
+            Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
+        }
+    };
+    persisted.map_err(|e| format!("cannot write {}: {}", path.display(), io_reason(&e.error)))
+}
+
+fn default_permissions() -> fs::Permissions {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // Like any new file: 0666 minus the umask, applied by the OS at creation.
+        fs::Permissions::from_mode(0o666)
+    }
+    #[cfg(not(unix))]
+    {
+        fs::File::open(".")
+            .and_then(|f| f.metadata())
+            .map(|m| m.permissions())
+            .expect("permissions")
+    }
+}
+
+fn write_stdout(bytes: &[u8]) -> Result<(), String> {
+    let mut out = io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|_| out.flush())
+        .map_err(|e| format!("cannot write to standard output: {}", io_reason(&e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_names_follow_the_format() {
+        let sib = Target::Sibling(PathBuf::from("/a/IMG_1.JPG"));
+        assert_eq!(
+            output_path(&sib, OutputFormat::Jpeg),
+            Some(PathBuf::from("/a/IMG_1.protected.JPG"))
+        );
+        assert_eq!(
+            output_path(&sib, OutputFormat::WebP),
+            Some(PathBuf::from("/a/IMG_1.protected.webp"))
+        );
+        let mirror = Target::Mirror(PathBuf::from("/o/x/scan.tif"));
+        assert_eq!(
+            output_path(&mirror, OutputFormat::Png),
+            Some(PathBuf::from("/o/x/scan.png"))
+        );
+        assert_eq!(output_path(&Target::Stdout, OutputFormat::Png), None);
+    }
+
+    #[test]
+    fn resolve_handles_paths_that_do_not_exist_yet() {
+        let dir = tempfile::tempdir().unwrap();
+        let canon = dir.path().canonicalize().unwrap();
+        assert_eq!(
+            resolve(&dir.path().join("new/deeper")),
+            canon.join("new/deeper")
+        );
+    }
+
+    #[test]
+    fn atomic_write_never_clobbers_unless_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.jpg");
+        assert_eq!(write_atomic(&p, b"one", IfExists::Error), Ok(true));
+        assert_eq!(write_atomic(&p, b"two", IfExists::Skip), Ok(false));
+        assert_eq!(fs::read(&p).unwrap(), b"one");
+        assert_eq!(write_atomic(&p, b"three", IfExists::Overwrite), Ok(true));
+        assert_eq!(fs::read(&p).unwrap(), b"three");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            names,
+            vec![OsString::from("out.jpg")],
+            "no temporary file left behind"
+        );
+    }
+}

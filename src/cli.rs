@@ -1,0 +1,342 @@
+//! The command line: clap definitions, the config file, and turning both into `Options` and a
+//! batch plan. The only module that knows about flags.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+use photoshield::batch::{BatchOptions, Destination, IfExists, Input};
+use photoshield::{Options, OutputFormat, Preset};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    every file was written (or skipped as asked)
+  1    some files failed; the others were still written
+  2    usage or configuration error; nothing was processed
+  130  interrupted (Ctrl-C); complete outputs are kept, no partial file remains";
+
+const PROTECT_EXAMPLES: &str = "\
+Examples:
+  photoshield protect IMG_2041.jpg                   writes IMG_2041.protected.jpg beside it
+  photoshield protect ~/Pictures/shoot -o ~/upload   mirrors the folder tree into ~/upload
+  photoshield protect shoot --preset instagram       1080 px JPEGs in shoot-protected/
+  photoshield protect - < in.jpg > out.jpg           standard input to standard output
+  photoshield protect shoot -o out --json | jq .     one JSON record per file, then a summary";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "photoshield",
+    version,
+    about = "Protect photos before posting them online."
+)]
+#[command(after_long_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write protected copies: upright, without identifying metadata, optionally resized.
+    #[command(after_long_help = format!("{PROTECT_EXAMPLES}\n\n{EXIT_CODES}"))]
+    Protect(ProtectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProtectArgs {
+    /// Photos or folders (searched recursively); '-' reads standard input.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+
+    /// Output folder (mirrors the input tree), or output file for a single input; '-' for
+    /// standard output. Without -o: NAME.protected.EXT beside a file, FOLDER-protected/ beside
+    /// a folder.
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+
+    /// Read settings from this TOML file instead of the default
+    /// ($XDG_CONFIG_HOME/photoshield/config.toml or ~/.config/photoshield/config.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Ignore the default config file.
+    #[arg(long, conflicts_with = "config")]
+    pub no_config: bool,
+
+    #[command(flatten)]
+    pub settings: Settings,
+
+    /// Print one JSON record per file and a summary record on standard output.
+    #[arg(long)]
+    pub json: bool,
+
+    /// List what would be written; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print only errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Also print skipped files.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// Settings that the config file may hold too; a flag overrides the file.
+#[derive(Debug, Default, Clone, Args, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Settings {
+    /// Platform preset: instagram (1080 px JPEG), facebook (2048 px JPEG), x (4096 px JPEG),
+    /// web (2048 px WebP q85). Explicit settings override it.
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
+
+    /// Output format [default: the input's; TIFF and GIF become PNG].
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<FormatArg>,
+
+    /// JPEG and WebP quality, 1-100 [default: 90].
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub quality: Option<u8>,
+
+    /// Shrink so the long edge is at most PX pixels (never enlarges).
+    #[arg(long, value_name = "PX", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_size: Option<u32>,
+
+    /// Drop the ICC colour profile too (kept by default: colours would shift without it).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub strip_icc: Option<bool>,
+
+    /// Refuse images larger than this many megapixels [default: 250].
+    #[arg(long, value_name = "MP")]
+    pub max_megapixels: Option<f64>,
+
+    /// When an output exists: error (report it, keep it), skip, or overwrite [default: error].
+    #[arg(long, value_enum)]
+    pub if_exists: Option<IfExists>,
+
+    /// Files processed at once [default: one per core].
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FormatArg {
+    Jpeg,
+    #[value(alias = "jpg")]
+    #[serde(alias = "jpg")]
+    Jpg,
+    Png,
+    Webp,
+}
+
+impl FormatArg {
+    fn format(self) -> OutputFormat {
+        match self {
+            FormatArg::Jpeg | FormatArg::Jpg => OutputFormat::Jpeg,
+            FormatArg::Png => OutputFormat::Png,
+            FormatArg::Webp => OutputFormat::WebP,
+        }
+    }
+}
+
+impl Settings {
+    /// `self` with every setting that `over` gives replaced by it.
+    fn overridden_by(self, over: Settings) -> Settings {
+        Settings {
+            preset: over.preset.or(self.preset),
+            format: over.format.or(self.format),
+            quality: over.quality.or(self.quality),
+            max_size: over.max_size.or(self.max_size),
+            strip_icc: over.strip_icc.or(self.strip_icc),
+            max_megapixels: over.max_megapixels.or(self.max_megapixels),
+            if_exists: over.if_exists.or(self.if_exists),
+            jobs: over.jobs.or(self.jobs),
+        }
+    }
+
+    /// Applies a layer of settings: its preset first, then its explicit values.
+    fn apply(&self, options: &mut Options) -> anyhow::Result<()> {
+        if let Some(preset) = self.preset {
+            preset.apply(options);
+        }
+        if let Some(f) = self.format {
+            options.format = Some(f.format());
+        }
+        if let Some(q) = self.quality {
+            if !(1..=100).contains(&q) {
+                bail!("quality must be 1 to 100, not {q}");
+            }
+            options.quality = q;
+        }
+        if let Some(px) = self.max_size {
+            options.max_size = Some(px);
+        }
+        if let Some(strip) = self.strip_icc {
+            options.keep_icc = !strip;
+        }
+        if let Some(mp) = self.max_megapixels {
+            if !(mp > 0.0 && mp.is_finite()) {
+                bail!("max-megapixels must be a positive number, not {mp}");
+            }
+            options.max_pixels = (mp * 1e6) as u64;
+        }
+        Ok(())
+    }
+}
+
+/// Where the default config file lives.
+fn default_config_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("photoshield").join("config.toml"))
+}
+
+fn load_config(path: &Path) -> anyhow::Result<Settings> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+/// Everything `main` needs to run `protect`.
+pub struct ProtectPlan {
+    pub options: Options,
+    pub batch: BatchOptions,
+    pub inputs: Vec<Input>,
+}
+
+impl ProtectArgs {
+    /// Merges defaults, config file and flags (each layer's preset, then its explicit values)
+    /// and decides where outputs go.
+    pub fn resolve(&self) -> anyhow::Result<ProtectPlan> {
+        let config = match (&self.config, self.no_config) {
+            (Some(path), _) => load_config(path)?,
+            (None, false) => match default_config_path().filter(|p| p.is_file()) {
+                Some(path) => load_config(&path)?,
+                None => Settings::default(),
+            },
+            (None, true) => Settings::default(),
+        };
+        let mut options = Options::default();
+        config.apply(&mut options)?;
+        self.settings.clone().apply(&mut options)?;
+        let merged = config.overridden_by(self.settings.clone());
+
+        let inputs: Vec<Input> = self
+            .inputs
+            .iter()
+            .map(|p| {
+                if p.as_os_str() == "-" {
+                    Input::Stdin
+                } else {
+                    Input::Path(p.clone())
+                }
+            })
+            .collect();
+        let destination = self.destination(&inputs)?;
+        if let Destination::File(path) = &destination {
+            // `-o photo.png` asks for PNG unless a format was given.
+            if merged.format.is_none() && merged.preset.is_none() {
+                let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+                match OutputFormat::from_extension(ext) {
+                    Some(f) => options.format = Some(f),
+                    None => bail!(
+                        "{}: cannot tell the output format from the extension; use .jpg, .png, .webp or --format",
+                        path.display()
+                    ),
+                }
+            }
+        }
+        if destination == Destination::Stdout {
+            use std::io::IsTerminal;
+            if self.json {
+                bail!("--json prints records on standard output; write the image with -o FILE");
+            }
+            if std::io::stdout().is_terminal() && !self.dry_run {
+                bail!("refusing to write image data to a terminal; redirect standard output or use -o FILE");
+            }
+        }
+        let batch = BatchOptions {
+            destination,
+            if_exists: merged.if_exists.unwrap_or_default(),
+            jobs: merged.jobs.unwrap_or(0),
+            dry_run: self.dry_run,
+        };
+        Ok(ProtectPlan {
+            options,
+            batch,
+            inputs,
+        })
+    }
+
+    fn destination(&self, inputs: &[Input]) -> anyhow::Result<Destination> {
+        let Some(out) = &self.output else {
+            return Ok(match inputs {
+                [Input::Stdin] => Destination::Stdout,
+                _ => Destination::Beside,
+            });
+        };
+        if out.as_os_str() == "-" {
+            if inputs.len() != 1 || matches!(&inputs[0], Input::Path(p) if p.is_dir()) {
+                bail!("-o - (standard output) takes exactly one input file");
+            }
+            return Ok(Destination::Stdout);
+        }
+        let says_dir = out
+            .as_os_str()
+            .to_string_lossy()
+            .ends_with(std::path::MAIN_SEPARATOR);
+        let single_file = match inputs {
+            [Input::Stdin] => true,
+            [Input::Path(p)] => !p.is_dir(),
+            _ => false,
+        };
+        if out.is_dir() || says_dir || !single_file {
+            if out.exists() && !out.is_dir() {
+                bail!("{}: exists and is not a folder", out.display());
+            }
+            if matches!(inputs, [Input::Stdin]) {
+                bail!("standard input needs -o FILE, not a folder");
+            }
+            Ok(Destination::Dir(out.clone()))
+        } else {
+            Ok(Destination::File(out.clone()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(toml_text: &str) -> Settings {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    #[test]
+    fn flags_override_the_config_file_and_presets_come_first_in_each_layer() {
+        let config = settings("preset = 'facebook'\nquality = 80\nstrip-icc = true");
+        let flags = Settings {
+            max_size: Some(500),
+            ..Settings::default()
+        };
+        let mut o = Options::default();
+        config.apply(&mut o).unwrap();
+        flags.apply(&mut o).unwrap();
+        assert_eq!(o.max_size, Some(500));
+        assert_eq!(o.quality, 80);
+        assert_eq!(o.format, Some(OutputFormat::Jpeg));
+        assert!(!o.keep_icc);
+    }
+
+    #[test]
+    fn unknown_config_keys_are_refused() {
+        assert!(toml::from_str::<Settings>("qualty = 80").is_err());
+    }
+}

@@ -1,0 +1,36 @@
+//! Errors of the library. Each names the stage that failed; the batch layer adds the file.
+
+use thiserror::Error;
+
+use crate::codec::Format;
+
+/// Why one image could not be protected.
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("empty file")]
+    Empty,
+
+    #[error("not an image: {0}")]
+    NotAnImage(&'static str),
+
+    #[error("unsupported format: {0}")]
+    Unsupported(&'static str),
+
+    #[error(
+        "image is {width}x{height} ({mp:.1} megapixels), over the limit of {limit_mp:.1} megapixels (raise it with --max-megapixels)",
+        mp = *width as f64 * *height as f64 / 1e6,
+        limit_mp = *limit as f64 / 1e6
+    )]
+    TooLarge { width: u32, height: u32, limit: u64 },
+
+    #[error("cannot decode {format}: {reason}")]
+    Decode { format: Format, reason: String },
+
+    #[error("cannot encode {format}: {reason}")]
+    Encode { format: Format, reason: String },
+
+    #[error("invalid options: {0}")]
+    Options(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

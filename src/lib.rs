@@ -1,0 +1,28 @@
+//! photoshield protects photos before they are posted online.
+//!
+//! The pipeline, in order (see [`Pipeline::process`]):
+//! 1. read: the format is told from the content ([`codec::sniff`]);
+//! 2. decode under limits ([`codec::decode`]);
+//! 3. orient: the EXIF orientation goes into the pixels ([`orient`]);
+//! 4. strip: nothing but pixels and the colour profile reaches the encoder ([`metadata`]);
+//! 5. resize to a long edge, never upscaling ([`resize`]);
+//! 6. encode ([`codec::encode`]).
+//!
+//! [`Pipeline::process`] is a pure function of bytes and [`Options`]; the file system (walking
+//! folders, naming outputs, atomic writes, progress, the summary) lives in [`batch`].
+
+pub mod batch;
+pub mod codec;
+pub mod error;
+pub mod metadata;
+pub mod options;
+pub mod orient;
+pub mod pipeline;
+pub mod pixels;
+pub mod resize;
+
+pub use codec::{Format, OutputFormat};
+pub use error::{Error, Result};
+pub use options::{Options, Preset};
+pub use pipeline::{FileContext, Pipeline, Processed, Report};
+pub use pixels::{Layout, Pixels};

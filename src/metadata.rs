@@ -1,0 +1,598 @@
+//! Containers and the metadata they carry: walking JPEG segments, PNG chunks, RIFF (WebP) chunks
+//! and GIF blocks with strict bounds, classifying what each piece is, and writing the few pieces
+//! photoshield itself puts into a file (the ICC profile). Never decodes pixels.
+
+use serde::Serialize;
+
+use crate::codec::Format;
+
+/// A kind of metadata found in a file. Everything but the ICC profile identifies or describes
+/// the photo, its owner, its place or its device, and is never written by `protect`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// EXIF block (camera, time, GPS, serials, maker notes, thumbnail).
+    Exif,
+    /// XMP packet (including extended XMP and edit history).
+    Xmp,
+    /// IPTC / Photoshop image resources (names, captions, keywords, thumbnails).
+    Iptc,
+    /// A JFIF extension thumbnail (JFXX).
+    Thumbnail,
+    /// A JPEG COM segment or GIF comment extension.
+    Comment,
+    /// PNG text chunks (tEXt, zTXt, iTXt).
+    Text,
+    /// PNG last-modification time (tIME).
+    Time,
+    /// Multi-Picture Format index (secondary images, e.g. gain maps, stereo pairs).
+    Mpf,
+    /// C2PA / JUMBF provenance manifest.
+    C2pa,
+    /// Other application segments (maker-specific APPn blocks).
+    Other,
+    /// Bytes after the end of the image (motion-photo videos, appended files, card slack).
+    Trailer,
+    /// TIFF tags (a TIFF's own structure carries the same fields as EXIF).
+    TiffTags,
+    /// ICC colour profile. Kept by default: it changes how the colours are shown.
+    Icc,
+}
+
+/// One kind of metadata found in a file, with how many pieces and bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Found {
+    pub kind: Kind,
+    pub count: u32,
+    pub bytes: u64,
+}
+
+/// Lists the metadata in a file, grouped by kind, in a stable order.
+pub fn scan(bytes: &[u8], format: Format) -> Vec<Found> {
+    let mut pieces: Vec<(Kind, usize)> = Vec::new();
+    match format {
+        Format::Jpeg => {
+            let layout = jpeg_layout(bytes);
+            for seg in &layout.segments {
+                if let Some(kind) = classify_jpeg_segment(seg.marker, seg.data) {
+                    pieces.push((kind, seg.data.len()));
+                }
+            }
+            if let Some(end) = layout.end {
+                if end < bytes.len() {
+                    pieces.push((Kind::Trailer, bytes.len() - end));
+                }
+            }
+        }
+        Format::Png => {
+            let mut end = None;
+            for chunk in png_chunks(bytes) {
+                let kind = match &chunk.kind {
+                    b"tEXt" | b"zTXt" => Some(Kind::Text),
+                    b"iTXt" if chunk.data.starts_with(b"XML:com.adobe.xmp\0") => Some(Kind::Xmp),
+                    b"iTXt" => Some(Kind::Text),
+                    b"eXIf" => Some(Kind::Exif),
+                    b"tIME" => Some(Kind::Time),
+                    b"iCCP" => Some(Kind::Icc),
+                    b"caBX" => Some(Kind::C2pa),
+                    _ => None,
+                };
+                if let Some(kind) = kind {
+                    pieces.push((kind, chunk.data.len()));
+                }
+                if &chunk.kind == b"IEND" {
+                    end = Some(chunk.end);
+                }
+            }
+            if let Some(end) = end.filter(|&e| e < bytes.len()) {
+                pieces.push((Kind::Trailer, bytes.len() - end));
+            }
+        }
+        Format::WebP => {
+            for chunk in riff_chunks(bytes) {
+                let kind = match &chunk.id {
+                    b"EXIF" => Some(Kind::Exif),
+                    b"XMP " => Some(Kind::Xmp),
+                    b"ICCP" => Some(Kind::Icc),
+                    _ => None,
+                };
+                if let Some(kind) = kind {
+                    pieces.push((kind, chunk.data.len()));
+                }
+            }
+            let riff_end = bytes
+                .get(4..8)
+                .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize + 8);
+            if let Some(end) = riff_end.filter(|&e| e < bytes.len()) {
+                pieces.push((Kind::Trailer, bytes.len() - end));
+            }
+        }
+        Format::Gif => {
+            for block in gif_extensions(bytes) {
+                match block.label {
+                    0xFE => pieces.push((Kind::Comment, block.len)),
+                    0xFF if block.app.starts_with(b"XMP Data") => {
+                        pieces.push((Kind::Xmp, block.len))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Format::Tiff => pieces.push((Kind::TiffTags, 0)),
+    }
+    group(pieces)
+}
+
+fn group(mut pieces: Vec<(Kind, usize)>) -> Vec<Found> {
+    pieces.sort_by_key(|p| p.0);
+    let mut out: Vec<Found> = Vec::new();
+    for (kind, len) in pieces {
+        match out.last_mut() {
+            Some(f) if f.kind == kind => {
+                f.count += 1;
+                f.bytes += len as u64;
+            }
+            _ => out.push(Found {
+                kind,
+                count: 1,
+                bytes: len as u64,
+            }),
+        }
+    }
+    out
+}
+
+/// What a JPEG marker segment carries, or `None` when it is part of the image itself
+/// (JFIF header, Adobe colour transform, tables, frame and scan headers).
+pub fn classify_jpeg_segment(marker: u8, data: &[u8]) -> Option<Kind> {
+    match marker {
+        0xE0 if data.starts_with(b"JFXX\0") => Some(Kind::Thumbnail),
+        0xE0 if data.starts_with(b"JFIF\0") => None,
+        0xE1 if data.starts_with(b"Exif\0") => Some(Kind::Exif),
+        0xE1 if data.starts_with(b"http://ns.adobe.com/") => Some(Kind::Xmp),
+        0xE2 if data.starts_with(b"ICC_PROFILE\0") => Some(Kind::Icc),
+        0xE2 if data.starts_with(b"MPF\0") => Some(Kind::Mpf),
+        0xEB => Some(Kind::C2pa),
+        0xED => Some(Kind::Iptc),
+        0xEE if data.starts_with(b"Adobe") => None,
+        0xE0..=0xEF => Some(Kind::Other),
+        0xFE => Some(Kind::Comment),
+        _ => None,
+    }
+}
+
+/// One marker segment of a JPEG: its marker byte, where it starts (at the 0xFF) and its payload
+/// (after the length field).
+#[derive(Clone, Copy, Debug)]
+pub struct Segment<'a> {
+    pub marker: u8,
+    pub offset: usize,
+    pub data: &'a [u8],
+}
+
+/// The structure of a JPEG file.
+#[derive(Debug, Default)]
+pub struct JpegLayout<'a> {
+    /// Marker segments with a length, in file order (entropy-coded data is not included).
+    pub segments: Vec<Segment<'a>>,
+    /// Offset just past the EOI marker, when the file reaches one.
+    pub end: Option<usize>,
+    /// Why the walk stopped early, when it did.
+    pub error: Option<&'static str>,
+}
+
+/// Walks a JPEG's segments, through every scan of a progressive file, up to the end-of-image
+/// marker. Never reads past the buffer; stops with `error` set on a malformed structure.
+pub fn jpeg_layout(b: &[u8]) -> JpegLayout<'_> {
+    let mut layout = JpegLayout::default();
+    if !b.starts_with(&[0xFF, 0xD8]) {
+        layout.error = Some("missing start-of-image marker");
+        return layout;
+    }
+    let mut i = 2;
+    loop {
+        // Fill bytes (0xFF) may precede a marker.
+        if b.get(i) != Some(&0xFF) {
+            layout.error = Some(if i >= b.len() {
+                "truncated"
+            } else {
+                "expected a marker"
+            });
+            return layout;
+        }
+        while b.get(i + 1) == Some(&0xFF) {
+            i += 1;
+        }
+        let Some(&marker) = b.get(i + 1) else {
+            layout.error = Some("truncated");
+            return layout;
+        };
+        match marker {
+            0xD9 => {
+                layout.end = Some(i + 2);
+                return layout;
+            }
+            0x01 | 0xD0..=0xD8 => {
+                i += 2;
+                continue;
+            }
+            _ => {}
+        }
+        let Some(len) = b
+            .get(i + 2..i + 4)
+            .map(|l| u16::from_be_bytes([l[0], l[1]]) as usize)
+        else {
+            layout.error = Some("truncated");
+            return layout;
+        };
+        if len < 2 || i + 2 + len > b.len() {
+            layout.error = Some("a segment length runs past the end of the file");
+            return layout;
+        }
+        layout.segments.push(Segment {
+            marker,
+            offset: i,
+            data: &b[i + 4..i + 2 + len],
+        });
+        i += 2 + len;
+        if marker == 0xDA {
+            // Entropy-coded data: runs until a marker that is neither a stuffed 0x00 nor a restart.
+            loop {
+                match memchr_ff(b, i) {
+                    Some(j) => match b.get(j + 1) {
+                        Some(0x00) | Some(0xD0..=0xD7) | Some(0xFF) => i = j + 1,
+                        Some(_) => {
+                            i = j;
+                            break;
+                        }
+                        None => {
+                            layout.error = Some("truncated");
+                            return layout;
+                        }
+                    },
+                    None => {
+                        layout.error = Some("truncated");
+                        return layout;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn memchr_ff(b: &[u8], from: usize) -> Option<usize> {
+    b.get(from..)?
+        .iter()
+        .position(|&x| x == 0xFF)
+        .map(|p| p + from)
+}
+
+/// True when the JPEG's structure is whole: every segment in bounds and an end-of-image marker.
+pub fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    jpeg_layout(bytes).end.is_some()
+}
+
+/// One PNG chunk.
+#[derive(Clone, Copy, Debug)]
+pub struct Chunk<'a> {
+    pub kind: [u8; 4],
+    pub offset: usize,
+    pub data: &'a [u8],
+    /// Offset just past the chunk's CRC.
+    pub end: usize,
+}
+
+/// Iterates the chunks of a PNG, stopping at IEND or at the first chunk that runs past the end.
+pub fn png_chunks(b: &[u8]) -> impl Iterator<Item = Chunk<'_>> {
+    let mut i = if b.starts_with(b"\x89PNG\r\n\x1a\n") {
+        8
+    } else {
+        usize::MAX
+    };
+    std::iter::from_fn(move || {
+        let head = b.get(i..i.checked_add(8)?)?;
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let kind = [head[4], head[5], head[6], head[7]];
+        let end = i.checked_add(12)?.checked_add(len)?;
+        let data = b.get(i + 8..i + 8 + len)?;
+        b.get(end - 4..end)?; // the CRC must be there too
+        let chunk = Chunk {
+            kind,
+            offset: i,
+            data,
+            end,
+        };
+        i = if &kind == b"IEND" { usize::MAX } else { end };
+        Some(chunk)
+    })
+}
+
+/// One RIFF chunk of a WebP file.
+#[derive(Clone, Copy, Debug)]
+pub struct RiffChunk<'a> {
+    pub id: [u8; 4],
+    pub offset: usize,
+    pub data: &'a [u8],
+}
+
+/// Iterates the top-level chunks of a WebP file, within the RIFF size and the buffer.
+pub fn riff_chunks(b: &[u8]) -> impl Iterator<Item = RiffChunk<'_>> {
+    let riff_end = match b.get(0..12) {
+        Some(h) if &h[0..4] == b"RIFF" && &h[8..12] == b"WEBP" => {
+            (u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize)
+                .saturating_add(8)
+                .min(b.len())
+        }
+        _ => 0,
+    };
+    let mut i = 12;
+    std::iter::from_fn(move || {
+        let head = b.get(i..i + 8).filter(|_| i + 8 <= riff_end)?;
+        let id = [head[0], head[1], head[2], head[3]];
+        let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+        let data = b.get(i + 8..(i + 8).checked_add(len)?.min(riff_end))?;
+        if data.len() != len {
+            i = usize::MAX - 8;
+            return None;
+        }
+        let chunk = RiffChunk {
+            id,
+            offset: i,
+            data,
+        };
+        i = i + 8 + len + (len & 1);
+        Some(chunk)
+    })
+}
+
+/// A GIF extension block: its label (0xFE comment, 0xFF application, ...), the application
+/// identifier for 0xFF, and the total length of its sub-blocks.
+#[derive(Clone, Copy, Debug)]
+pub struct GifExtension<'a> {
+    pub label: u8,
+    pub app: &'a [u8],
+    pub len: usize,
+}
+
+/// Walks a GIF's blocks, yielding its extension blocks; stops at the trailer or on malformed data.
+pub fn gif_extensions(b: &[u8]) -> impl Iterator<Item = GifExtension<'_>> {
+    let mut i = match b.get(10) {
+        Some(&flags) if flags & 0x80 != 0 => 13 + (3 << ((flags & 7) + 1)),
+        Some(_) => 13,
+        None => usize::MAX,
+    };
+    // Returns (index after the chain's terminator, total payload length).
+    let skip_sub_blocks = move |mut i: usize| -> Option<(usize, usize)> {
+        let mut total = 0;
+        loop {
+            let n = *b.get(i)? as usize;
+            i += 1 + n;
+            total += n;
+            if n == 0 {
+                return Some((i, total));
+            }
+        }
+    };
+    std::iter::from_fn(move || loop {
+        match *b.get(i)? {
+            0x2C => {
+                let flags = *b.get(i + 9)?;
+                i += 10;
+                if flags & 0x80 != 0 {
+                    i += 3 << ((flags & 7) + 1);
+                }
+                i = skip_sub_blocks(i + 1)?.0;
+            }
+            0x21 => {
+                let label = *b.get(i + 1)?;
+                let app = if label == 0xFF {
+                    b.get(i + 3..i + 14).unwrap_or_default()
+                } else {
+                    &[]
+                };
+                let (next, len) = skip_sub_blocks(i + 2)?;
+                i = next;
+                return Some(GifExtension { label, app, len });
+            }
+            _ => return None,
+        }
+    })
+}
+
+/// Counts the image descriptors of a GIF (its frames).
+pub fn gif_frame_count(b: &[u8]) -> u32 {
+    // Walk again, counting descriptors; extensions are skipped the same way as above.
+    let mut i = match b.get(10) {
+        Some(&flags) if flags & 0x80 != 0 => 13 + (3 << ((flags & 7) + 1)),
+        Some(_) => 13,
+        None => return 0,
+    };
+    let mut frames = 0;
+    let skip = |mut i: usize| -> Option<usize> {
+        loop {
+            let n = *b.get(i)? as usize;
+            i += 1 + n;
+            if n == 0 {
+                return Some(i);
+            }
+        }
+    };
+    loop {
+        let next = match b.get(i) {
+            Some(0x2C) => {
+                frames += 1;
+                let Some(&flags) = b.get(i + 9) else {
+                    return frames;
+                };
+                let mut j = i + 10;
+                if flags & 0x80 != 0 {
+                    j += 3 << ((flags & 7) + 1);
+                }
+                skip(j + 1)
+            }
+            Some(0x21) => skip(i + 2),
+            _ => None,
+        };
+        match next {
+            Some(n) => i = n,
+            None => return frames,
+        }
+    }
+}
+
+/// Wraps a simple-format WebP (as libwebp writes it) into the extended format with an ICC
+/// profile chunk, setting the VP8X flags and canvas size the specification requires.
+pub fn webp_with_icc(simple: Vec<u8>, icc: &[u8]) -> Result<Vec<u8>, String> {
+    let chunks: Vec<RiffChunk> = riff_chunks(&simple).collect();
+    let (width, height) = webp_canvas(&chunks).ok_or("cannot read the encoded WebP's size")?;
+    let has_alpha = chunks.iter().any(|c| &c.id == b"ALPH")
+        || chunks
+            .iter()
+            .any(|c| &c.id == b"VP8L" && c.data.get(4).is_some_and(|b| b & 0x10 != 0));
+    let mut flags = 0x20u8; // ICC
+    if has_alpha {
+        flags |= 0x10;
+    }
+    let mut body = Vec::with_capacity(simple.len() + icc.len() + 64);
+    body.extend_from_slice(b"WEBP");
+    let mut vp8x = [0u8; 10];
+    vp8x[0] = flags;
+    vp8x[4..7].copy_from_slice(&(width - 1).to_le_bytes()[..3]);
+    vp8x[7..10].copy_from_slice(&(height - 1).to_le_bytes()[..3]);
+    push_riff_chunk(&mut body, b"VP8X", &vp8x);
+    push_riff_chunk(&mut body, b"ICCP", icc);
+    for c in chunks
+        .iter()
+        .filter(|c| matches!(&c.id, b"ALPH" | b"VP8 " | b"VP8L"))
+    {
+        push_riff_chunk(&mut body, &c.id, c.data);
+    }
+    let mut out = Vec::with_capacity(body.len() + 8);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+fn push_riff_chunk(out: &mut Vec<u8>, id: &[u8; 4], data: &[u8]) {
+    out.extend_from_slice(id);
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(data);
+    if data.len() % 2 == 1 {
+        out.push(0);
+    }
+}
+
+/// Canvas size of a WebP from its VP8X, VP8 or VP8L chunk.
+fn webp_canvas(chunks: &[RiffChunk]) -> Option<(u32, u32)> {
+    let u24 = |s: &[u8]| u32::from_le_bytes([s[0], s[1], s[2], 0]);
+    for c in chunks {
+        match &c.id {
+            b"VP8X" => {
+                let d = c.data.get(4..10)?;
+                return Some((u24(&d[0..3]) + 1, u24(&d[3..6]) + 1));
+            }
+            b"VP8 " => {
+                let d = c.data.get(6..10)?;
+                let w = u16::from_le_bytes([d[0], d[1]]) & 0x3FFF;
+                let h = u16::from_le_bytes([d[2], d[3]]) & 0x3FFF;
+                return Some((w as u32, h as u32));
+            }
+            b"VP8L" => {
+                let d = c.data.get(1..5)?;
+                let v = u32::from_le_bytes([d[0], d[1], d[2], d[3]]);
+                return Some(((v & 0x3FFF) + 1, ((v >> 14) & 0x3FFF) + 1));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jpeg_with(segments: &[(u8, &[u8])], trailer: &[u8]) -> Vec<u8> {
+        let mut b = vec![0xFF, 0xD8];
+        for (marker, data) in segments {
+            b.extend_from_slice(&[0xFF, *marker]);
+            b.extend_from_slice(&((data.len() + 2) as u16).to_be_bytes());
+            b.extend_from_slice(data);
+        }
+        // A scan header and some entropy data with a stuffed 0xFF00 and a restart marker.
+        b.extend_from_slice(&[
+            0xFF, 0xDA, 0x00, 0x02, 0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD0, 0x56,
+        ]);
+        b.extend_from_slice(&[0xFF, 0xD9]);
+        b.extend_from_slice(trailer);
+        b
+    }
+
+    #[test]
+    fn jpeg_walk_finds_metadata_and_trailer() {
+        let b = jpeg_with(
+            &[
+                (0xE0, b"JFIF\0xx"),
+                (0xE1, b"Exif\0\0MM"),
+                (0xFE, b"hello"),
+                (0xED, b"Photoshop 3.0\0"),
+            ],
+            b"TRAILER",
+        );
+        let found = scan(&b, Format::Jpeg);
+        let kinds: Vec<Kind> = found.iter().map(|f| f.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![Kind::Exif, Kind::Iptc, Kind::Comment, Kind::Trailer]
+        );
+        assert_eq!(found.last().unwrap().bytes, 7);
+        assert!(jpeg_is_complete(&b));
+    }
+
+    #[test]
+    fn jpeg_walk_is_bounded_on_broken_files() {
+        let b = jpeg_with(&[(0xE1, b"Exif\0\0MM")], b"");
+        for cut in 0..b.len() - 1 {
+            let layout = jpeg_layout(&b[..cut]);
+            assert!(layout.end.is_none(), "cut at {cut} reported complete");
+        }
+        // A segment whose length runs past the end.
+        let bad = [0xFF, 0xD8, 0xFF, 0xE1, 0xFF, 0xFF, 0x00];
+        assert_eq!(
+            jpeg_layout(&bad).error,
+            Some("a segment length runs past the end of the file")
+        );
+    }
+
+    #[test]
+    fn png_chunks_stop_at_truncation() {
+        let mut b = b"\x89PNG\r\n\x1a\n".to_vec();
+        for (kind, data) in [
+            (b"IHDR", &b"0123456789abc"[..]),
+            (b"tEXt", b"Author\0me"),
+            (b"IEND", b""),
+        ] {
+            b.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            b.extend_from_slice(kind);
+            b.extend_from_slice(data);
+            b.extend_from_slice(&[0; 4]);
+        }
+        assert_eq!(png_chunks(&b).count(), 3);
+        assert_eq!(png_chunks(&b[..b.len() - 12]).count(), 2);
+        assert_eq!(
+            png_chunks(&b[..b.len() - 13]).count(),
+            1,
+            "a chunk missing its CRC is not yielded"
+        );
+        let found = scan(&b, Format::Png);
+        assert_eq!(
+            found,
+            vec![Found {
+                kind: Kind::Text,
+                count: 1,
+                bytes: 9
+            }]
+        );
+    }
+}

@@ -1,0 +1,101 @@
+//! What a run should do, as a plain struct. The command line and the config file fill it in;
+//! library users build it directly. Every field's doc gives its default.
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::OutputFormat;
+use crate::error::{Error, Result};
+
+/// Default decode limit: 250 megapixels (a 100 MP medium-format photo fits, a bomb does not).
+pub const DEFAULT_MAX_PIXELS: u64 = 250_000_000;
+
+/// Everything that decides how an image is protected.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Options {
+    /// Largest image accepted, width x height in pixels. Default: [`DEFAULT_MAX_PIXELS`].
+    pub max_pixels: u64,
+    /// Output format. Default: `None`, the input's own format (TIFF and GIF become PNG).
+    pub format: Option<OutputFormat>,
+    /// JPEG and WebP quality, 1 to 100. Default: 90.
+    pub quality: u8,
+    /// Keep the ICC colour profile (it changes how colours display). Default: `true`.
+    pub keep_icc: bool,
+    /// Longest edge of the output in pixels; larger images are shrunk, smaller ones are left
+    /// alone. Default: `None` (keep the size).
+    pub max_size: Option<u32>,
+    /// Colour that transparent pixels are composited over when the output has no alpha (JPEG).
+    /// Default: white.
+    pub background: [u8; 3],
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            max_pixels: DEFAULT_MAX_PIXELS,
+            format: None,
+            quality: 90,
+            keep_icc: true,
+            max_size: None,
+            background: [255, 255, 255],
+        }
+    }
+}
+
+impl Options {
+    /// The defaults with a platform preset applied.
+    pub fn preset(preset: Preset) -> Options {
+        let mut options = Options::default();
+        preset.apply(&mut options);
+        options
+    }
+
+    /// Checks ranges; called by [`crate::Pipeline::new`].
+    pub fn validate(&self) -> Result<()> {
+        if !(1..=100).contains(&self.quality) {
+            return Err(Error::Options(format!(
+                "quality must be 1 to 100, not {}",
+                self.quality
+            )));
+        }
+        if self.max_size == Some(0) {
+            return Err(Error::Options("max size must be at least 1 pixel".into()));
+        }
+        if self.max_pixels == 0 {
+            return Err(Error::Options("the pixel limit must be above 0".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Sizes and formats that upload platforms keep without recompressing much.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// Long edge 1080 px, JPEG q90: Instagram's feed width.
+    Instagram,
+    /// Long edge 2048 px, JPEG q90: Facebook's high-quality upload size.
+    Facebook,
+    /// Long edge 4096 px, JPEG q90: the largest photo X (Twitter) keeps.
+    X,
+    /// Long edge 2048 px, WebP q85: a web page or portfolio.
+    Web,
+}
+
+impl Preset {
+    /// (long edge, format, quality) of the preset.
+    pub fn settings(self) -> (u32, OutputFormat, u8) {
+        match self {
+            Preset::Instagram => (1080, OutputFormat::Jpeg, 90),
+            Preset::Facebook => (2048, OutputFormat::Jpeg, 90),
+            Preset::X => (4096, OutputFormat::Jpeg, 90),
+            Preset::Web => (2048, OutputFormat::WebP, 85),
+        }
+    }
+
+    pub fn apply(self, options: &mut Options) {
+        let (edge, format, quality) = self.settings();
+        options.max_size = Some(edge);
+        options.format = Some(format);
+        options.quality = quality;
+    }
+}

@@ -1,0 +1,137 @@
+//! The pipeline: bytes in, protected bytes out, with a report of what was done. Pure: no file
+//! system, no global state, the same output for the same input and options on any thread.
+
+use serde::Serialize;
+
+use crate::codec::{self, DecodeLimits, EncodeSettings, Format, OutputFormat};
+use crate::error::Result;
+use crate::metadata::{self, Found, Kind};
+use crate::options::Options;
+use crate::pixels::Layout;
+use crate::{orient, resize};
+
+/// What the pipeline knows about the file it processes, besides its bytes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FileContext<'a> {
+    /// The file's path relative to the input root, with `/` separators ("" for stdin).
+    pub name: &'a str,
+}
+
+/// A protected image and the report of how it was made.
+#[derive(Debug)]
+pub struct Processed {
+    pub bytes: Vec<u8>,
+    pub format: OutputFormat,
+    pub report: Report,
+}
+
+/// What happened to one image.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub input_format: Format,
+    pub output_format: OutputFormat,
+    /// Stored size of the input, before orientation.
+    pub input_size: (u32, u32),
+    pub output_size: (u32, u32),
+    /// The EXIF orientation that was applied to the pixels (1 = none).
+    pub orientation: u8,
+    /// Metadata present in the input and absent from the output.
+    pub removed: Vec<Found>,
+    /// Whether an ICC profile was carried over.
+    pub icc_kept: bool,
+    /// Things the user should know ("first frame of 5 kept", ...).
+    pub notes: Vec<String>,
+}
+
+/// A configured pipeline, built once and shared by every worker thread.
+#[derive(Debug)]
+pub struct Pipeline {
+    options: Options,
+}
+
+impl Pipeline {
+    /// Checks the options and prepares everything that does not depend on the image.
+    pub fn new(options: &Options) -> Result<Pipeline> {
+        options.validate()?;
+        Ok(Pipeline {
+            options: options.clone(),
+        })
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// The output format for an input of `format`.
+    pub fn output_format(&self, format: Format) -> OutputFormat {
+        self.options
+            .format
+            .unwrap_or_else(|| OutputFormat::for_input(format))
+    }
+
+    /// Protects one image: read, decode, orient, strip, resize, encode.
+    pub fn process(&self, bytes: &[u8], _ctx: &FileContext) -> Result<Processed> {
+        let o = &self.options;
+
+        // 1. Read: the format comes from the content.
+        let format = codec::sniff(bytes)?;
+        // 2. Decode under limits.
+        let decoded = codec::decode(
+            bytes,
+            format,
+            DecodeLimits {
+                max_pixels: o.max_pixels,
+            },
+        )?;
+        let input_size = (decoded.pixels.width, decoded.pixels.height);
+        let mut notes = Vec::new();
+        if let Some(frames) = decoded.frames {
+            notes.push(format!("animated: kept the first of {frames} frames"));
+        }
+        if decoded.high_bit_depth {
+            notes.push("reduced to 8 bits per channel".to_string());
+        }
+        // 3. Orient: the tag goes with the metadata, so the pixels must carry it.
+        let pixels = orient::apply(decoded.pixels, decoded.orientation);
+        // 4. Strip: the encoder writes nothing but pixels and (optionally) the ICC profile.
+        let icc = decoded.icc.filter(|_| o.keep_icc);
+        let removed: Vec<Found> = metadata::scan(bytes, format)
+            .into_iter()
+            .filter(|f| !(f.kind == Kind::Icc && icc.is_some()))
+            .collect();
+        // 5. Resize.
+        let mut pixels = match o.max_size {
+            Some(edge) => resize::fit_long_edge(pixels, edge)?,
+            None => pixels,
+        };
+        // 9. Encode.
+        let output_format = self.output_format(format);
+        if output_format == OutputFormat::Jpeg && pixels.layout == Layout::Rgba8 {
+            if pixels.has_transparency() {
+                notes.push(
+                    "transparency flattened onto the background colour (JPEG has no alpha)".into(),
+                );
+            }
+            pixels = pixels.flatten(o.background);
+        }
+        let settings = EncodeSettings {
+            format: output_format,
+            quality: o.quality,
+        };
+        let out = codec::encode(&pixels, settings, icc.as_deref())?;
+        Ok(Processed {
+            bytes: out,
+            format: output_format,
+            report: Report {
+                input_format: format,
+                output_format,
+                input_size,
+                output_size: (pixels.width, pixels.height),
+                orientation: decoded.orientation.to_exif(),
+                removed,
+                icc_kept: icc.is_some(),
+                notes,
+            },
+        })
+    }
+}
