@@ -39,9 +39,7 @@ pub enum Destination {
 }
 
 /// What to do when an output file already exists.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum IfExists {
     /// Leave the existing file and report the input as skipped.
@@ -192,8 +190,8 @@ impl Plan {
 /// Extensions that mark a file as meant to be an image, so a folder walk reports it when its
 /// content is not one (a non-image without such an extension is skipped silently).
 const IMAGE_EXTENSIONS: &[&str] = &[
-    "jpg", "jpeg", "jpe", "jfif", "png", "webp", "tif", "tiff", "gif", "heic", "heif", "avif",
-    "jxl", "bmp", "dng", "cr2", "cr3", "nef", "arw", "orf", "rw2", "raf", "mpo",
+    "jpg", "jpeg", "jpe", "jfif", "png", "webp", "tif", "tiff", "gif", "heic", "heif", "avif", "jxl", "bmp",
+    "dng", "cr2", "cr3", "nef", "arw", "orf", "rw2", "raf", "mpo",
 ];
 
 fn has_image_extension(path: &Path) -> bool {
@@ -224,8 +222,7 @@ pub fn plan(inputs: &[Input], destination: &Destination) -> Result<Plan, PlanErr
                     Destination::Stdout | Destination::Beside => Target::Stdout,
                     Destination::Dir(_) => {
                         return Err(PlanError::Usage(
-                            "standard input needs -o FILE or no -o (output to standard output)"
-                                .into(),
+                            "standard input needs -o FILE or no -o (output to standard output)".into(),
                         ))
                     }
                 };
@@ -239,8 +236,7 @@ pub fn plan(inputs: &[Input], destination: &Destination) -> Result<Plan, PlanErr
             }
             Input::Path(p) => p,
         };
-        let meta =
-            fs::metadata(path).map_err(|_| PlanError::Missing(path.display().to_string()))?;
+        let meta = fs::metadata(path).map_err(|_| PlanError::Missing(path.display().to_string()))?;
         if meta.is_dir() {
             let out_root = match destination {
                 Destination::Beside => sibling_folder(path)?,
@@ -280,17 +276,14 @@ pub fn plan(inputs: &[Input], destination: &Destination) -> Result<Plan, PlanErr
             });
         }
     }
-    Ok(Plan {
-        jobs,
-        walk_failures,
-    })
+    Ok(Plan { jobs, walk_failures })
 }
 
 fn sibling_folder(dir: &Path) -> Result<PathBuf, PlanError> {
     let abs = resolve(dir);
-    let name = abs.file_name().ok_or_else(|| {
-        PlanError::Usage(format!("{}: give an output folder with -o", dir.display()))
-    })?;
+    let name = abs
+        .file_name()
+        .ok_or_else(|| PlanError::Usage(format!("{}: give an output folder with -o", dir.display())))?;
     let mut sibling = OsString::from(name);
     sibling.push("-protected");
     Ok(abs.with_file_name(sibling))
@@ -350,10 +343,7 @@ fn walk_folder(root: &Path, out_root: &Path, jobs: &mut Vec<Job>, failures: &mut
             continue;
         }
         let rel_path = entry.path().strip_prefix(root).unwrap_or(entry.path());
-        if rel_path
-            .components()
-            .any(|c| !matches!(c, Component::Normal(_)))
-        {
+        if rel_path.components().any(|c| !matches!(c, Component::Normal(_))) {
             continue;
         }
         let rel = rel_path
@@ -472,9 +462,7 @@ pub fn run(
 }
 
 fn num_cpus() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
 fn display_input(job: &Job) -> String {
@@ -638,8 +626,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], policy: IfExists) -> Result<bool,
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let context =
-        |what: &str, e: io::Error| format!("cannot {what} {}: {}", dir.display(), io_reason(&e));
+    let context = |what: &str, e: io::Error| format!("cannot {what} {}: {}", dir.display(), io_reason(&e));
     fs::create_dir_all(dir).map_err(|e| context("create folder", e))?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".photoshield-")
@@ -713,10 +700,7 @@ mod tests {
     fn resolve_handles_paths_that_do_not_exist_yet() {
         let dir = tempfile::tempdir().unwrap();
         let canon = dir.path().canonicalize().unwrap();
-        assert_eq!(
-            resolve(&dir.path().join("new/deeper")),
-            canon.join("new/deeper")
-        );
+        assert_eq!(resolve(&dir.path().join("new/deeper")), canon.join("new/deeper"));
     }
 
     #[test]

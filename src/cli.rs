@@ -2,12 +2,14 @@
 //! batch plan. The only module that knows about flags.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
 use photoshield::batch::{BatchOptions, Destination, IfExists, Input};
+use photoshield::watermark::{NoticeStyle, Position};
 use photoshield::{Options, OutputFormat, Preset};
 
 const EXIT_CODES: &str = "\
@@ -121,6 +123,82 @@ pub struct Settings {
     /// Files processed at once [default: one per core].
     #[arg(short, long, value_name = "N")]
     pub jobs: Option<usize>,
+
+    /// Watermark text; tokens {year}, {date} (capture date, else today), {filename}; \\n for
+    /// a new line. Example: "© {year} Jane Doe".
+    #[arg(long, help_heading = "Watermark")]
+    pub text: Option<String>,
+
+    /// Font file for the text (TrueType/OpenType) [default: bundled DejaVu Sans Bold].
+    #[arg(long, value_name = "FILE", help_heading = "Watermark")]
+    pub font: Option<PathBuf>,
+
+    /// Text height, percent of the shorter side [default: 4].
+    #[arg(long, value_name = "PERCENT", help_heading = "Watermark")]
+    pub size: Option<f32>,
+
+    /// Where the text goes: a corner, an edge, center, or tile (repeated diagonally)
+    /// [default: bottom-right].
+    #[arg(long, value_enum, help_heading = "Watermark")]
+    pub position: Option<Position>,
+
+    /// Distance from the edges, percent of the shorter side [default: 3].
+    #[arg(long, value_name = "PERCENT", help_heading = "Watermark")]
+    pub margin: Option<f32>,
+
+    /// Tile angle in degrees, counter-clockwise [default: 30].
+    #[arg(
+        long,
+        value_name = "DEGREES",
+        allow_negative_numbers = true,
+        help_heading = "Watermark"
+    )]
+    pub angle: Option<f32>,
+
+    /// Tile gap between repeats, in text heights [default: 2].
+    #[arg(long, value_name = "HEIGHTS", help_heading = "Watermark")]
+    pub spacing: Option<f32>,
+
+    /// Opacity of text, logo and overlay notice, 0 to 1 [default: 0.6].
+    #[arg(long, help_heading = "Watermark")]
+    pub opacity: Option<f32>,
+
+    /// Text colour: auto (light or dark from the background), white, black or #rrggbb
+    /// [default: auto].
+    #[arg(long, value_name = "COLOUR", help_heading = "Watermark")]
+    pub color: Option<String>,
+
+    /// Draw a contrasting outline around the text [default: true].
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", help_heading = "Watermark")]
+    pub outline: Option<bool>,
+
+    /// Draw a soft shadow under the text [default: true].
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", help_heading = "Watermark")]
+    pub shadow: Option<bool>,
+
+    /// Logo image (PNG with transparency).
+    #[arg(long, value_name = "FILE", help_heading = "Watermark")]
+    pub logo: Option<PathBuf>,
+
+    /// Logo width, percent of the shorter side [default: 15].
+    #[arg(long, value_name = "PERCENT", help_heading = "Watermark")]
+    pub logo_size: Option<f32>,
+
+    /// Where the logo goes [default: bottom-left].
+    #[arg(long, value_enum, help_heading = "Watermark")]
+    pub logo_position: Option<Position>,
+
+    /// A visible notice line, e.g. "Not licensed for AI training".
+    #[arg(long, help_heading = "Watermark")]
+    pub notice: Option<String>,
+
+    /// band: a dark band added under the photo; overlay: over its bottom edge [default: band].
+    #[arg(long, value_enum, help_heading = "Watermark")]
+    pub notice_style: Option<NoticeStyle>,
+
+    /// Draw no text, logo or notice, whatever the config file or preset says.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", help_heading = "Watermark")]
+    pub no_watermark: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
@@ -156,6 +234,23 @@ impl Settings {
             max_megapixels: over.max_megapixels.or(self.max_megapixels),
             if_exists: over.if_exists.or(self.if_exists),
             jobs: over.jobs.or(self.jobs),
+            text: over.text.or(self.text),
+            font: over.font.or(self.font),
+            size: over.size.or(self.size),
+            position: over.position.or(self.position),
+            margin: over.margin.or(self.margin),
+            angle: over.angle.or(self.angle),
+            spacing: over.spacing.or(self.spacing),
+            opacity: over.opacity.or(self.opacity),
+            color: over.color.or(self.color),
+            outline: over.outline.or(self.outline),
+            shadow: over.shadow.or(self.shadow),
+            logo: over.logo.or(self.logo),
+            logo_size: over.logo_size.or(self.logo_size),
+            logo_position: over.logo_position.or(self.logo_position),
+            notice: over.notice.or(self.notice),
+            notice_style: over.notice_style.or(self.notice_style),
+            no_watermark: over.no_watermark.or(self.no_watermark),
         }
     }
 
@@ -185,8 +280,61 @@ impl Settings {
             }
             options.max_pixels = (mp * 1e6) as u64;
         }
+        let wm = &mut options.watermark;
+        if let Some(t) = &self.text {
+            wm.text = Some(t.clone());
+        }
+        if let Some(path) = &self.font {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read font {}", path.display()))?;
+            wm.font = Some(Arc::new(bytes));
+        }
+        if let Some(path) = &self.logo {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read logo {}", path.display()))?;
+            wm.logo = Some(Arc::new(bytes));
+        }
+        if let Some(c) = &self.color {
+            wm.colour = c.parse().map_err(anyhow::Error::msg)?;
+        }
+        set(&mut wm.size, self.size);
+        set(&mut wm.position, self.position);
+        set(&mut wm.margin, self.margin);
+        set(&mut wm.angle, self.angle);
+        set(&mut wm.spacing, self.spacing);
+        set(&mut wm.opacity, self.opacity);
+        set(&mut wm.outline, self.outline);
+        set(&mut wm.shadow, self.shadow);
+        set(&mut wm.logo_size, self.logo_size);
+        set(&mut wm.logo_position, self.logo_position);
+        set(&mut wm.notice_style, self.notice_style);
+        if let Some(n) = &self.notice {
+            wm.notice = Some(n.clone());
+        }
+        if self.no_watermark == Some(true) {
+            wm.text = None;
+            wm.logo = None;
+            wm.notice = None;
+        }
         Ok(())
     }
+
+    /// Makes the file paths of a config file relative to the file's folder.
+    fn relative_to(mut self, dir: &Path) -> Settings {
+        for path in [&mut self.font, &mut self.logo].into_iter().flatten() {
+            if path.is_relative() {
+                *path = dir.join(&*path);
+            }
+        }
+        self
+    }
+}
+
+/// `SOURCE_DATE_EPOCH`, when set, stands for "today" in `{year}` and `{date}` (reproducible
+/// builds of a photo set).
+fn source_date() -> Option<(i32, u32, u32)> {
+    let secs: i64 = std::env::var("SOURCE_DATE_EPOCH").ok()?.trim().parse().ok()?;
+    Some(photoshield::watermark::civil_from_days(secs.div_euclid(86_400)))
 }
 
 /// Where the default config file lives.
@@ -201,7 +349,15 @@ fn default_config_path() -> Option<PathBuf> {
 fn load_config(path: &Path) -> anyhow::Result<Settings> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    let settings: Settings =
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))?;
+    Ok(settings.relative_to(path.parent().unwrap_or(Path::new("."))))
+}
+
+fn set<T>(field: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *field = v;
+    }
 }
 
 /// Everything `main` needs to run `protect`.
@@ -223,7 +379,10 @@ impl ProtectArgs {
             },
             (None, true) => Settings::default(),
         };
-        let mut options = Options::default();
+        let mut options = Options {
+            today: source_date(),
+            ..Options::default()
+        };
         config.apply(&mut options)?;
         self.settings.clone().apply(&mut options)?;
         let merged = config.overridden_by(self.settings.clone());

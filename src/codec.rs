@@ -125,9 +125,7 @@ pub fn sniff(bytes: &[u8]) -> Result<Format> {
     if starts(b"II*\0") || starts(b"MM\0*") {
         // Canon CR2 is a TIFF with "CR" right after the header; its first image is a preview.
         if bytes.get(8..10) == Some(b"CR") {
-            return Err(Error::Unsupported(
-                "camera RAW (Canon CR2); export a JPEG first",
-            ));
+            return Err(Error::Unsupported("camera RAW (Canon CR2); export a JPEG first"));
         }
         return Ok(Format::Tiff);
     }
@@ -137,8 +135,8 @@ pub fn sniff(bytes: &[u8]) -> Result<Format> {
     if bytes.get(4..8) == Some(b"ftyp") {
         let brand = bytes.get(8..12).unwrap_or_default();
         return Err(Error::Unsupported(match brand {
-            b"heic" | b"heix" | b"hevc" | b"hevx" | b"heim" | b"heis" | b"hevm" | b"hevs"
-            | b"mif1" | b"msf1" => "HEIC/HEIF; convert to JPEG first",
+            b"heic" | b"heix" | b"hevc" | b"hevx" | b"heim" | b"heis" | b"hevm" | b"hevs" | b"mif1"
+            | b"msf1" => "HEIC/HEIF; convert to JPEG first",
             b"avif" | b"avis" => "AVIF; convert to JPEG or PNG first",
             b"crx " => "camera RAW (Canon CR3); export a JPEG first",
             _ => "video or other ISO media file",
@@ -154,16 +152,12 @@ pub fn sniff(bytes: &[u8]) -> Result<Format> {
         return Err(Error::Unsupported("BMP; convert to PNG first"));
     }
     if starts(b"8BPS") {
-        return Err(Error::Unsupported(
-            "Photoshop PSD; export a JPEG or PNG first",
-        ));
+        return Err(Error::Unsupported("Photoshop PSD; export a JPEG or PNG first"));
     }
     if starts(&[0, 0, 1, 0]) {
         return Err(Error::Unsupported("ICO icon"));
     }
-    Err(Error::NotAnImage(
-        "content is not a recognised image format",
-    ))
+    Err(Error::NotAnImage("content is not a recognised image format"))
 }
 
 /// Limits applied while decoding, so that a crafted file cannot exhaust memory.
@@ -182,6 +176,8 @@ pub struct Decoded {
     pub orientation: Orientation,
     /// The embedded ICC colour profile, if any.
     pub icc: Option<Vec<u8>>,
+    /// The EXIF block (TIFF structure), if any: read for the capture date, never written.
+    pub exif: Option<Vec<u8>>,
     /// Number of frames when the file is animated (only the first is kept).
     pub frames: Option<u32>,
     /// True when the source had more than 8 bits per channel (it is reduced to 8).
@@ -227,9 +223,7 @@ fn decode_jpeg(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
         .jpeg_set_out_colorspace(ColorSpace::RGB);
     let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), options);
     decoder.decode_headers().map_err(|e| fail(e.to_string()))?;
-    let info = decoder
-        .info()
-        .ok_or_else(|| fail("no image header".into()))?;
+    let info = decoder.info().ok_or_else(|| fail("no image header".into()))?;
     let (width, height) = (info.width as u32, info.height as u32);
     check_limits(width, height, limits)?;
     let orientation = decoder
@@ -237,6 +231,7 @@ fn decode_jpeg(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
         .and_then(|exif| Orientation::from_exif_chunk(exif))
         .unwrap_or(Orientation::NoTransforms);
     let icc = decoder.icc_profile();
+    let exif = decoder.exif().cloned();
     let size = decoder
         .output_buffer_size()
         .ok_or_else(|| fail("no image header".into()))?;
@@ -246,14 +241,13 @@ fn decode_jpeg(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
         )));
     }
     let mut data = vec![0u8; size];
-    decoder
-        .decode_into(&mut data)
-        .map_err(|e| fail(e.to_string()))?;
+    decoder.decode_into(&mut data).map_err(|e| fail(e.to_string()))?;
     Ok(Decoded {
         pixels: Pixels::new(width, height, Layout::Rgb8, data),
         format: Format::Jpeg,
         orientation,
         icc,
+        exif,
         frames: None,
         high_bit_depth: false,
     })
@@ -277,6 +271,7 @@ fn decode_with_image(bytes: &[u8], format: Format, limits: DecodeLimits) -> Resu
     let (width, height) = decoder.dimensions();
     check_limits(width, height, limits)?;
     let icc = decoder.icc_profile().ok().flatten();
+    let exif = decoder.exif_metadata().ok().flatten();
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let color = decoder.color_type();
     let image = DynamicImage::from_decoder(decoder).map_err(|e| fail(e.to_string()))?;
@@ -293,6 +288,7 @@ fn decode_with_image(bytes: &[u8], format: Format, limits: DecodeLimits) -> Resu
         format,
         orientation,
         icc,
+        exif,
         frames: animation_frames(bytes, format).filter(|&n| n > 1),
         high_bit_depth,
     })
@@ -347,9 +343,7 @@ pub fn encode(pixels: &Pixels, settings: EncodeSettings, icc: Option<&[u8]>) -> 
             let mut encoder = Encoder::new(&mut out, settings.quality);
             encoder.set_sampling_factor(SamplingFactor::R_4_2_0);
             if let Some(icc) = icc {
-                encoder
-                    .add_icc_profile(icc)
-                    .map_err(|e| fail(e.to_string()))?;
+                encoder.add_icc_profile(icc).map_err(|e| fail(e.to_string()))?;
             }
             encoder
                 .encode(&pixels.data, w, h, color)
@@ -360,11 +354,8 @@ pub fn encode(pixels: &Pixels, settings: EncodeSettings, icc: Option<&[u8]>) -> 
             use image::codecs::png::{CompressionType, FilterType, PngEncoder};
             use image::{ExtendedColorType, ImageEncoder};
             let mut out = Vec::with_capacity(pixels.data.len() / 2);
-            let mut encoder = PngEncoder::new_with_quality(
-                &mut out,
-                CompressionType::Default,
-                FilterType::Adaptive,
-            );
+            let mut encoder =
+                PngEncoder::new_with_quality(&mut out, CompressionType::Default, FilterType::Adaptive);
             if let Some(icc) = icc {
                 encoder
                     .set_icc_profile(icc.to_vec())
@@ -385,9 +376,7 @@ pub fn encode(pixels: &Pixels, settings: EncodeSettings, icc: Option<&[u8]>) -> 
             }
             let encoder = match pixels.layout {
                 Layout::Rgb8 => webp::Encoder::from_rgb(&pixels.data, pixels.width, pixels.height),
-                Layout::Rgba8 => {
-                    webp::Encoder::from_rgba(&pixels.data, pixels.width, pixels.height)
-                }
+                Layout::Rgba8 => webp::Encoder::from_rgba(&pixels.data, pixels.width, pixels.height),
             };
             let mut config = webp::WebPConfig::new().map_err(|_| fail("libwebp init".into()))?;
             config.quality = settings.quality as f32;

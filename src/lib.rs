@@ -6,7 +6,8 @@
 //! 3. orient: the EXIF orientation goes into the pixels ([`orient`]);
 //! 4. strip: nothing but pixels and the colour profile reaches the encoder ([`metadata`]);
 //! 5. resize to a long edge, never upscaling ([`resize`]);
-//! 6. encode ([`codec::encode`]).
+//! 6. watermark, logo and notice ([`watermark`]);
+//! 7. encode ([`codec::encode`]).
 //!
 //! [`Pipeline::process`] is a pure function of bytes and [`Options`]; the file system (walking
 //! folders, naming outputs, atomic writes, progress, the summary) lives in [`batch`].
@@ -20,9 +21,11 @@ pub mod orient;
 pub mod pipeline;
 pub mod pixels;
 pub mod resize;
+pub mod watermark;
 
 pub use codec::{Format, OutputFormat};
 pub use error::{Error, Result};
 pub use options::{Options, Preset};
 pub use pipeline::{FileContext, Pipeline, Processed, Report};
 pub use pixels::{Layout, Pixels};
+pub use watermark::Watermark;

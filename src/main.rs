@@ -98,11 +98,7 @@ fn print_summary(s: &Summary, args: &ProtectArgs) {
     if args.quiet && s.failed == 0 {
         return;
     }
-    let verb = if args.dry_run {
-        "would write"
-    } else {
-        "written"
-    };
+    let verb = if args.dry_run { "would write" } else { "written" };
     eprintln!(
         "{}{} {verb}, {} skipped, {} failed; {} in, {} out; {:.2} s",
         if s.interrupted { "interrupted: " } else { "" },

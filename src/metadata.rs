@@ -39,6 +39,26 @@ pub enum Kind {
     Icc,
 }
 
+/// The capture date (DateTimeOriginal, else DateTime) of an EXIF block, as (year, month, day).
+pub fn capture_date(exif: &[u8]) -> Option<(i32, u32, u32)> {
+    let parsed = exif::Reader::new().read_raw(exif.to_vec()).ok()?;
+    [exif::Tag::DateTimeOriginal, exif::Tag::DateTime]
+        .into_iter()
+        .find_map(|tag| {
+            let field = parsed.get_field(tag, exif::In::PRIMARY)?;
+            let exif::Value::Ascii(ref v) = field.value else {
+                return None;
+            };
+            let s = std::str::from_utf8(v.first()?).ok()?;
+            let (y, m, d) = (
+                s.get(0..4)?.parse().ok()?,
+                s.get(5..7)?.parse().ok()?,
+                s.get(8..10)?.parse().ok()?,
+            );
+            ((1..=12).contains(&m) && (1..=31).contains(&d) && y > 1800).then_some((y, m, d))
+        })
+}
+
 /// One kind of metadata found in a file, with how many pieces and bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Found {
@@ -111,9 +131,7 @@ pub fn scan(bytes: &[u8], format: Format) -> Vec<Found> {
             for block in gif_extensions(bytes) {
                 match block.label {
                     0xFE => pieces.push((Kind::Comment, block.len)),
-                    0xFF if block.app.starts_with(b"XMP Data") => {
-                        pieces.push((Kind::Xmp, block.len))
-                    }
+                    0xFF if block.app.starts_with(b"XMP Data") => pieces.push((Kind::Xmp, block.len)),
                     _ => {}
                 }
             }
@@ -261,10 +279,7 @@ pub fn jpeg_layout(b: &[u8]) -> JpegLayout<'_> {
 }
 
 fn memchr_ff(b: &[u8], from: usize) -> Option<usize> {
-    b.get(from..)?
-        .iter()
-        .position(|&x| x == 0xFF)
-        .map(|p| p + from)
+    b.get(from..)?.iter().position(|&x| x == 0xFF).map(|p| p + from)
 }
 
 /// True when the JPEG's structure is whole: every segment in bounds and an end-of-image marker.
@@ -335,11 +350,7 @@ pub fn riff_chunks(b: &[u8]) -> impl Iterator<Item = RiffChunk<'_>> {
             i = usize::MAX - 8;
             return None;
         }
-        let chunk = RiffChunk {
-            id,
-            offset: i,
-            data,
-        };
+        let chunk = RiffChunk { id, offset: i, data };
         i = i + 8 + len + (len & 1);
         Some(chunk)
     })
@@ -521,9 +532,7 @@ mod tests {
             b.extend_from_slice(data);
         }
         // A scan header and some entropy data with a stuffed 0xFF00 and a restart marker.
-        b.extend_from_slice(&[
-            0xFF, 0xDA, 0x00, 0x02, 0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD0, 0x56,
-        ]);
+        b.extend_from_slice(&[0xFF, 0xDA, 0x00, 0x02, 0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD0, 0x56]);
         b.extend_from_slice(&[0xFF, 0xD9]);
         b.extend_from_slice(trailer);
         b
@@ -542,10 +551,7 @@ mod tests {
         );
         let found = scan(&b, Format::Jpeg);
         let kinds: Vec<Kind> = found.iter().map(|f| f.kind).collect();
-        assert_eq!(
-            kinds,
-            vec![Kind::Exif, Kind::Iptc, Kind::Comment, Kind::Trailer]
-        );
+        assert_eq!(kinds, vec![Kind::Exif, Kind::Iptc, Kind::Comment, Kind::Trailer]);
         assert_eq!(found.last().unwrap().bytes, 7);
         assert!(jpeg_is_complete(&b));
     }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::OutputFormat;
 use crate::error::{Error, Result};
+use crate::watermark::Watermark;
 
 /// Default decode limit: 250 megapixels (a 100 MP medium-format photo fits, a bomb does not).
 pub const DEFAULT_MAX_PIXELS: u64 = 250_000_000;
@@ -26,6 +27,11 @@ pub struct Options {
     /// Colour that transparent pixels are composited over when the output has no alpha (JPEG).
     /// Default: white.
     pub background: [u8; 3],
+    /// Visible watermark, logo and notice. Default: none drawn.
+    pub watermark: Watermark,
+    /// The date `{year}` and `{date}` use for a photo without a capture date, as (year, month,
+    /// day). Default: `None`, today (UTC) from the system clock.
+    pub today: Option<(i32, u32, u32)>,
 }
 
 impl Default for Options {
@@ -37,6 +43,8 @@ impl Default for Options {
             keep_icc: true,
             max_size: None,
             background: [255, 255, 255],
+            watermark: Watermark::default(),
+            today: None,
         }
     }
 }

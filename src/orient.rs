@@ -53,11 +53,7 @@ pub fn apply(pixels: Pixels, orientation: Orientation) -> Pixels {
 }
 
 /// Maps an output coordinate to its source coordinate in a `w` x `h` image.
-fn source_of(
-    orientation: Orientation,
-    w: usize,
-    h: usize,
-) -> impl Fn(usize, usize) -> (usize, usize) {
+fn source_of(orientation: Orientation, w: usize, h: usize) -> impl Fn(usize, usize) -> (usize, usize) {
     move |x, y| match orientation {
         Orientation::NoTransforms => (x, y),
         Orientation::FlipHorizontal => (w - 1 - x, y),
@@ -103,11 +99,7 @@ mod tests {
                     (reference.width(), reference.height()),
                     "exif {exif}"
                 );
-                assert_eq!(
-                    got.data,
-                    reference.into_rgb8().into_raw(),
-                    "exif {exif} {w}x{h}"
-                );
+                assert_eq!(got.data, reference.into_rgb8().into_raw(), "exif {exif} {w}x{h}");
             }
         }
     }

@@ -8,6 +8,7 @@ use crate::error::Result;
 use crate::metadata::{self, Found, Kind};
 use crate::options::Options;
 use crate::pixels::Layout;
+use crate::watermark::{self, Renderer, Tokens};
 use crate::{orient, resize};
 
 /// What the pipeline knows about the file it processes, besides its bytes.
@@ -47,19 +48,37 @@ pub struct Report {
 #[derive(Debug)]
 pub struct Pipeline {
     options: Options,
+    /// The watermark renderer (font, logo, stamp cache), when anything is to be drawn.
+    watermark: Option<Renderer>,
 }
 
 impl Pipeline {
     /// Checks the options and prepares everything that does not depend on the image.
     pub fn new(options: &Options) -> Result<Pipeline> {
         options.validate()?;
+        let watermark = match options.watermark.is_active() {
+            true => Some(Renderer::new(&options.watermark)?),
+            false => None,
+        };
         Ok(Pipeline {
             options: options.clone(),
+            watermark,
         })
     }
 
     pub fn options(&self) -> &Options {
         &self.options
+    }
+
+    /// The date for photos without a capture date.
+    fn today(&self) -> (i32, u32, u32) {
+        self.options.today.unwrap_or_else(|| {
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            watermark::civil_from_days((secs / 86_400) as i64)
+        })
     }
 
     /// The output format for an input of `format`.
@@ -70,7 +89,7 @@ impl Pipeline {
     }
 
     /// Protects one image: read, decode, orient, strip, resize, encode.
-    pub fn process(&self, bytes: &[u8], _ctx: &FileContext) -> Result<Processed> {
+    pub fn process(&self, bytes: &[u8], ctx: &FileContext) -> Result<Processed> {
         let o = &self.options;
 
         // 1. Read: the format comes from the content.
@@ -104,13 +123,21 @@ impl Pipeline {
             Some(edge) => resize::fit_long_edge(pixels, edge)?,
             None => pixels,
         };
+        // 6. Watermark, logo and notice.
+        if let Some(renderer) = &self.watermark {
+            let date = decoded
+                .exif
+                .as_deref()
+                .and_then(metadata::capture_date)
+                .unwrap_or_else(|| self.today());
+            let filename = ctx.name.rsplit('/').next().unwrap_or(ctx.name);
+            pixels = renderer.apply(pixels, &Tokens { date, filename })?;
+        }
         // 9. Encode.
         let output_format = self.output_format(format);
         if output_format == OutputFormat::Jpeg && pixels.layout == Layout::Rgba8 {
             if pixels.has_transparency() {
-                notes.push(
-                    "transparency flattened onto the background colour (JPEG has no alpha)".into(),
-                );
+                notes.push("transparency flattened onto the background colour (JPEG has no alpha)".into());
             }
             pixels = pixels.flatten(o.background);
         }

@@ -29,10 +29,7 @@ pub struct Pixels {
 impl Pixels {
     /// Wraps `data`; panics if its length does not match the dimensions (a programming error).
     pub fn new(width: u32, height: u32, layout: Layout, data: Vec<u8>) -> Pixels {
-        assert_eq!(
-            data.len(),
-            width as usize * height as usize * layout.channels()
-        );
+        assert_eq!(data.len(), width as usize * height as usize * layout.channels());
         Pixels {
             width,
             height,

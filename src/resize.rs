@@ -29,13 +29,17 @@ pub fn fit_long_edge(pixels: Pixels, max_edge: u32) -> Result<Pixels> {
     if (w, h) == (pixels.width, pixels.height) {
         return Ok(pixels);
     }
+    resize_exact(&pixels, w, h)
+}
+
+/// Resamples `pixels` to exactly `w` x `h` (Lanczos3; alpha-aware for RGBA).
+pub fn resize_exact(pixels: &Pixels, w: u32, h: u32) -> Result<Pixels> {
     let pixel_type = match pixels.layout {
         Layout::Rgb8 => PixelType::U8x3,
         Layout::Rgba8 => PixelType::U8x4,
     };
     let fail = |e: &dyn std::fmt::Display| Error::Options(format!("resize failed: {e}"));
-    let src = ImageRef::new(pixels.width, pixels.height, &pixels.data, pixel_type)
-        .map_err(|e| fail(&e))?;
+    let src = ImageRef::new(pixels.width, pixels.height, &pixels.data, pixel_type).map_err(|e| fail(&e))?;
     let mut dst = Image::new(w, h, pixel_type);
     let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
     Resizer::new()

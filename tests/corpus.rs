@@ -12,14 +12,8 @@ use assert_cmd::Command;
 /// Files the corpus holds that `protect` must refuse, with the reason it gives.
 const REFUSED: &[(&str, &str)] = &[
     ("Apple_iPhone11ProMax_gps.heic", "unsupported format: HEIC"),
-    (
-        "Apple_iPhone13ProMax_orient6.heic",
-        "unsupported format: HEIC",
-    ),
-    (
-        "Samsung_S22_motionphoto_gps.heic",
-        "unsupported format: HEIC",
-    ),
+    ("Apple_iPhone13ProMax_orient6.heic", "unsupported format: HEIC"),
+    ("Samsung_S22_motionphoto_gps.heic", "unsupported format: HEIC"),
     ("mat2_dirty_xmp.avif", "unsupported format: AVIF"),
     ("mat2_dirty_xmp.jxl", "unsupported format: JPEG XL"),
     ("truncated_image.png", "cannot decode PNG"),
@@ -30,7 +24,7 @@ const REFUSED: &[(&str, &str)] = &[
 #[test]
 fn corpus_is_protected_clean_and_refusals_say_why() {
     let Some(corpus) = common::corpus_dir() else {
-        eprintln!("skipped: ../shared/corpus not found");
+        common::skip("../shared/corpus not found; the corpus tests did not run");
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -45,10 +39,7 @@ fn corpus_is_protected_clean_and_refusals_say_why() {
         .assert()
         .code(1);
     let stdout = String::from_utf8_lossy(&assert.get_output().stdout).into_owned();
-    let records: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let mut written = 0;
     for r in records.iter().filter(|r| r.get("input").is_some()) {
         let input = r["input"].as_str().unwrap();
@@ -76,10 +67,7 @@ fn corpus_is_protected_clean_and_refusals_say_why() {
                     .unwrap_or_else(|| panic!("{name} failed: {reason}"));
                 assert!(reason.contains(want), "{name}: {reason}");
             }
-            "skipped" => assert!(
-                name.ends_with(".md") || name.ends_with(".tsv"),
-                "{name} skipped"
-            ),
+            "skipped" => assert!(name.ends_with(".md") || name.ends_with(".tsv"), "{name} skipped"),
             s => panic!("{name}: status {s}"),
         }
     }
@@ -98,7 +86,9 @@ fn corpus_is_protected_clean_and_refusals_say_why() {
         assert!(run.status.success(), "exiftool found leaks:\n{report}");
         assert!(report.contains("56 files, 0 with leaks"), "{report}");
     } else {
-        eprintln!("skipped the exiftool check: exiftool is not installed (apt-get install libimage-exiftool-perl)");
+        eprintln!(
+            "skipped the exiftool check: exiftool is not installed (apt-get install libimage-exiftool-perl)"
+        );
     }
 
     // The orientation set stores one picture eight ways (each with its number drawn in the
