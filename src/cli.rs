@@ -124,7 +124,7 @@ pub struct Settings {
     #[arg(short, long, value_name = "N")]
     pub jobs: Option<usize>,
 
-    /// Watermark text; tokens {year}, {date} (capture date, else today), {filename}; \\n for
+    /// Watermark text; tokens {year}, {date} (capture date, else today), {filename}; \n for
     /// a new line. Example: "© {year} Jane Doe".
     #[arg(long, help_heading = "Watermark")]
     pub text: Option<String>,
@@ -204,10 +204,9 @@ pub struct Settings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FormatArg {
-    Jpeg,
     #[value(alias = "jpg")]
     #[serde(alias = "jpg")]
-    Jpg,
+    Jpeg,
     Png,
     Webp,
 }
@@ -215,7 +214,7 @@ pub enum FormatArg {
 impl FormatArg {
     fn format(self) -> OutputFormat {
         match self {
-            FormatArg::Jpeg | FormatArg::Jpg => OutputFormat::Jpeg,
+            FormatArg::Jpeg => OutputFormat::Jpeg,
             FormatArg::Png => OutputFormat::Png,
             FormatArg::Webp => OutputFormat::WebP,
         }
