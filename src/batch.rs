@@ -52,9 +52,20 @@ pub enum IfExists {
     Error,
 }
 
+/// What a batch does to each file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Operation {
+    /// [`Pipeline::process`]: decode, orient, resize, watermark, re-encode.
+    #[default]
+    Protect,
+    /// [`Pipeline::strip`]: remove metadata, keep the compressed pixels byte for byte.
+    Strip,
+}
+
 /// How a batch runs.
 #[derive(Clone, Debug)]
 pub struct BatchOptions {
+    pub operation: Operation,
     pub destination: Destination,
     pub if_exists: IfExists,
     /// Worker threads; 0 means one per core.
@@ -500,7 +511,10 @@ fn process_job(
     };
 
     // Name the output and check it before doing the work.
-    let out_format = pipeline.output_format(format);
+    let out_format = match options.operation {
+        Operation::Protect => pipeline.output_format(format),
+        Operation::Strip => OutputFormat::for_input(format),
+    };
     let out_path = output_path(&job.target, out_format);
     if let Some(out) = &out_path {
         if let Input::Path(src) = &job.source {
@@ -534,7 +548,12 @@ fn process_job(
     }
 
     // Protect.
-    let processed = match pipeline.process(&bytes, &FileContext { name: &job.rel }) {
+    let ctx = FileContext { name: &job.rel };
+    let result = match options.operation {
+        Operation::Protect => pipeline.process(&bytes, &ctx),
+        Operation::Strip => pipeline.strip(&bytes, &ctx),
+    };
+    let processed = match result {
         Ok(p) => p,
         Err(e) => return fail(e.to_string()),
     };

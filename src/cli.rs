@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
-use photoshield::batch::{BatchOptions, Destination, IfExists, Input};
+use photoshield::batch::{BatchOptions, Destination, IfExists, Input, Operation};
 use photoshield::watermark::{NoticeStyle, Position};
 use photoshield::{Options, OutputFormat, Preset};
 
@@ -41,9 +41,157 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Report what identifies a person, a place or a device in each file (exit 1 if anything
+    /// does: usable as a gate before an upload).
+    #[command(after_long_help = INSPECT_HELP)]
+    Inspect(InspectArgs),
+    /// Remove the metadata without touching the pixels (JPEG, PNG, WebP: the compressed image
+    /// data is copied byte for byte).
+    #[command(after_long_help = format!("{STRIP_HELP}\n\n{EXIT_CODES}"))]
+    Strip(StripArgs),
     /// Write protected copies: upright, without identifying metadata, optionally resized.
     #[command(after_long_help = format!("{PROTECT_EXAMPLES}\n\n{EXIT_CODES}"))]
-    Protect(ProtectArgs),
+    Protect(Box<ProtectArgs>),
+}
+
+const INSPECT_HELP: &str = "\
+Examples:
+  photoshield inspect IMG_2041.jpg          a readable report
+  photoshield inspect upload/ --json        one JSON record per file
+  photoshield inspect upload/ && upload.sh  upload only when nothing leaks
+
+Exit codes:
+  0  no file leaks identifying data (a colour profile, an orientation tag and a rights
+     notice are not leaks)
+  1  some file leaks, or could not be read
+  2  usage error";
+
+const STRIP_HELP: &str = "\
+Kept: the compressed image data, the ICC profile (unless --strip-icc), JPEG's Adobe colour
+marker, PNG's gamma/chromaticity/sRGB chunks, animation control. When the photo has an EXIF
+orientation other than 1, a minimal EXIF block holding only that tag is written, so the photo
+does not turn sideways.
+
+Examples:
+  photoshield strip IMG_2041.jpg                 writes IMG_2041.protected.jpg beside it
+  photoshield strip shoot -o upload --rights \"© {year} Jane Doe\"";
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Files or folders (searched recursively).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// One JSON record per file on standard output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StripArgs {
+    /// Photos or folders (searched recursively); '-' reads standard input.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+
+    /// Output folder (mirrors the input tree), or output file for a single input; '-' for
+    /// standard output. Without -o: NAME.protected.EXT beside a file, FOLDER-protected/ beside
+    /// a folder.
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+
+    /// Drop the ICC colour profile too.
+    #[arg(long)]
+    pub strip_icc: bool,
+
+    /// Embed a rights notice (see `protect --help`).
+    #[arg(long, value_name = "TEXT")]
+    pub rights: Option<String>,
+
+    /// With --rights: the creator's name.
+    #[arg(long, value_name = "NAME", requires = "rights")]
+    pub creator: Option<String>,
+
+    /// With --rights: a URL with the licence terms.
+    #[arg(long, value_name = "URL", requires = "rights")]
+    pub rights_url: Option<String>,
+
+    /// When an output exists: error, skip or overwrite.
+    #[arg(long, value_enum, default_value = "error")]
+    pub if_exists: IfExists,
+
+    /// Files processed at once [default: one per core].
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<usize>,
+
+    /// Print one JSON record per file and a summary record on standard output.
+    #[arg(long)]
+    pub json: bool,
+
+    /// List what would be written; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print only errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Also print skipped files.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+impl StripArgs {
+    pub fn resolve(&self) -> anyhow::Result<ProtectPlan> {
+        let inputs: Vec<Input> = self
+            .inputs
+            .iter()
+            .map(|p| {
+                if p.as_os_str() == "-" {
+                    Input::Stdin
+                } else {
+                    Input::Path(p.clone())
+                }
+            })
+            .collect();
+        let destination = destination(&self.output, &inputs)?;
+        check_stdout(&destination, self.json, self.dry_run)?;
+        let options = Options {
+            keep_icc: !self.strip_icc,
+            rights: self.rights.as_ref().map(|notice| photoshield::strip::Rights {
+                notice: notice.clone(),
+                creator: self.creator.clone(),
+                web_statement: self.rights_url.clone(),
+            }),
+            today: source_date(),
+            ..Options::default()
+        };
+        let batch = BatchOptions {
+            operation: Operation::Strip,
+            destination,
+            if_exists: self.if_exists,
+            jobs: self.jobs.unwrap_or(0),
+            dry_run: self.dry_run,
+        };
+        Ok(ProtectPlan {
+            options,
+            batch,
+            inputs,
+        })
+    }
+}
+
+/// Image data must not go to a terminal, nor share standard output with JSON records.
+fn check_stdout(destination: &Destination, json: bool, dry_run: bool) -> anyhow::Result<()> {
+    if *destination == Destination::Stdout {
+        use std::io::IsTerminal;
+        if json {
+            bail!("--json prints records on standard output; write the image with -o FILE");
+        }
+        if std::io::stdout().is_terminal() && !dry_run {
+            bail!("refusing to write image data to a terminal; redirect standard output or use -o FILE");
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Args)]
@@ -196,6 +344,20 @@ pub struct Settings {
     #[arg(long, value_enum, help_heading = "Watermark")]
     pub notice_style: Option<NoticeStyle>,
 
+    /// Embed a rights notice: this copyright text (EXIF Copyright, XMP dc:rights), marked
+    /// copyrighted, with the IPTC Data Mining property set to "prohibited for AI/ML training".
+    /// Tokens as for --text.
+    #[arg(long, value_name = "TEXT", help_heading = "Rights notice")]
+    pub rights: Option<String>,
+
+    /// With --rights: the creator's name (XMP dc:creator).
+    #[arg(long, value_name = "NAME", help_heading = "Rights notice")]
+    pub creator: Option<String>,
+
+    /// With --rights: a URL with the licence terms (XMP xmpRights:WebStatement).
+    #[arg(long, value_name = "URL", help_heading = "Rights notice")]
+    pub rights_url: Option<String>,
+
     /// Draw no text, logo or notice, whatever the config file or preset says.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", help_heading = "Watermark")]
     pub no_watermark: Option<bool>,
@@ -250,6 +412,9 @@ impl Settings {
             notice: over.notice.or(self.notice),
             notice_style: over.notice_style.or(self.notice_style),
             no_watermark: over.no_watermark.or(self.no_watermark),
+            rights: over.rights.or(self.rights),
+            creator: over.creator.or(self.creator),
+            rights_url: over.rights_url.or(self.rights_url),
         }
     }
 
@@ -310,6 +475,16 @@ impl Settings {
         if let Some(n) = &self.notice {
             wm.notice = Some(n.clone());
         }
+        if let Some(notice) = &self.rights {
+            options.rights = Some(photoshield::strip::Rights {
+                notice: notice.clone(),
+                creator: self.creator.clone(),
+                web_statement: self.rights_url.clone(),
+            });
+        } else if self.creator.is_some() || self.rights_url.is_some() {
+            bail!("--creator and --rights-url go with --rights");
+        }
+        let wm = &mut options.watermark;
         if self.no_watermark == Some(true) {
             wm.text = None;
             wm.logo = None;
@@ -397,7 +572,7 @@ impl ProtectArgs {
                 }
             })
             .collect();
-        let destination = self.destination(&inputs)?;
+        let destination = destination(&self.output, &inputs)?;
         if let Destination::File(path) = &destination {
             // `-o photo.png` asks for PNG unless a format was given.
             if merged.format.is_none() && merged.preset.is_none() {
@@ -411,16 +586,9 @@ impl ProtectArgs {
                 }
             }
         }
-        if destination == Destination::Stdout {
-            use std::io::IsTerminal;
-            if self.json {
-                bail!("--json prints records on standard output; write the image with -o FILE");
-            }
-            if std::io::stdout().is_terminal() && !self.dry_run {
-                bail!("refusing to write image data to a terminal; redirect standard output or use -o FILE");
-            }
-        }
+        check_stdout(&destination, self.json, self.dry_run)?;
         let batch = BatchOptions {
+            operation: Operation::Protect,
             destination,
             if_exists: merged.if_exists.unwrap_or_default(),
             jobs: merged.jobs.unwrap_or(0),
@@ -432,40 +600,41 @@ impl ProtectArgs {
             inputs,
         })
     }
+}
 
-    fn destination(&self, inputs: &[Input]) -> anyhow::Result<Destination> {
-        let Some(out) = &self.output else {
-            return Ok(match inputs {
-                [Input::Stdin] => Destination::Stdout,
-                _ => Destination::Beside,
-            });
-        };
-        if out.as_os_str() == "-" {
-            if inputs.len() != 1 || matches!(&inputs[0], Input::Path(p) if p.is_dir()) {
-                bail!("-o - (standard output) takes exactly one input file");
-            }
-            return Ok(Destination::Stdout);
+/// Where outputs go, from `-o` and the inputs.
+fn destination(output: &Option<PathBuf>, inputs: &[Input]) -> anyhow::Result<Destination> {
+    let Some(out) = output else {
+        return Ok(match inputs {
+            [Input::Stdin] => Destination::Stdout,
+            _ => Destination::Beside,
+        });
+    };
+    if out.as_os_str() == "-" {
+        if inputs.len() != 1 || matches!(&inputs[0], Input::Path(p) if p.is_dir()) {
+            bail!("-o - (standard output) takes exactly one input file");
         }
-        let says_dir = out
-            .as_os_str()
-            .to_string_lossy()
-            .ends_with(std::path::MAIN_SEPARATOR);
-        let single_file = match inputs {
-            [Input::Stdin] => true,
-            [Input::Path(p)] => !p.is_dir(),
-            _ => false,
-        };
-        if out.is_dir() || says_dir || !single_file {
-            if out.exists() && !out.is_dir() {
-                bail!("{}: exists and is not a folder", out.display());
-            }
-            if matches!(inputs, [Input::Stdin]) {
-                bail!("standard input needs -o FILE, not a folder");
-            }
-            Ok(Destination::Dir(out.clone()))
-        } else {
-            Ok(Destination::File(out.clone()))
+        return Ok(Destination::Stdout);
+    }
+    let says_dir = out
+        .as_os_str()
+        .to_string_lossy()
+        .ends_with(std::path::MAIN_SEPARATOR);
+    let single_file = match inputs {
+        [Input::Stdin] => true,
+        [Input::Path(p)] => !p.is_dir(),
+        _ => false,
+    };
+    if out.is_dir() || says_dir || !single_file {
+        if out.exists() && !out.is_dir() {
+            bail!("{}: exists and is not a folder", out.display());
         }
+        if matches!(inputs, [Input::Stdin]) {
+            bail!("standard input needs -o FILE, not a folder");
+        }
+        Ok(Destination::Dir(out.clone()))
+    } else {
+        Ok(Destination::File(out.clone()))
     }
 }
 

@@ -294,6 +294,20 @@ fn decode_with_image(bytes: &[u8], format: Format, limits: DecodeLimits) -> Resu
     })
 }
 
+/// Width and height from the header alone, without decoding.
+pub fn dimensions(bytes: &[u8], format: Format) -> Option<(u32, u32)> {
+    let image_format = match format {
+        Format::Jpeg => ImageFormat::Jpeg,
+        Format::Png => ImageFormat::Png,
+        Format::WebP => ImageFormat::WebP,
+        Format::Tiff => ImageFormat::Tiff,
+        Format::Gif => ImageFormat::Gif,
+    };
+    ImageReader::with_format(Cursor::new(bytes), image_format)
+        .into_dimensions()
+        .ok()
+}
+
 /// Counts the frames of an animated GIF, APNG or WebP by walking its blocks (cheap, bounded).
 pub fn animation_frames(bytes: &[u8], format: Format) -> Option<u32> {
     match format {

@@ -15,12 +15,14 @@
 pub mod batch;
 pub mod codec;
 pub mod error;
+pub mod inspect;
 pub mod metadata;
 pub mod options;
 pub mod orient;
 pub mod pipeline;
 pub mod pixels;
 pub mod resize;
+pub mod strip;
 pub mod watermark;
 
 pub use codec::{Format, OutputFormat};

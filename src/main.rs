@@ -10,14 +10,36 @@ use std::sync::Arc;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use cli::{Cli, Command, ProtectArgs};
+use cli::{Cli, Command, InspectArgs, ProtectPlan};
 use photoshield::batch::{self, FileRecord, Status, Summary};
 use photoshield::Pipeline;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Protect(args) => protect(args),
+        Command::Protect(args) => args.resolve().and_then(|plan| {
+            run_batch(
+                plan,
+                Ui {
+                    json: args.json,
+                    dry_run: args.dry_run,
+                    quiet: args.quiet,
+                    verbose: args.verbose,
+                },
+            )
+        }),
+        Command::Strip(args) => args.resolve().and_then(|plan| {
+            run_batch(
+                plan,
+                Ui {
+                    json: args.json,
+                    dry_run: args.dry_run,
+                    quiet: args.quiet,
+                    verbose: args.verbose,
+                },
+            )
+        }),
+        Command::Inspect(args) => inspect(args),
     };
     match result {
         Ok(code) => code,
@@ -28,8 +50,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn protect(args: ProtectArgs) -> anyhow::Result<ExitCode> {
-    let plan_args = args.resolve()?;
+/// How a batch talks to the user.
+struct Ui {
+    json: bool,
+    dry_run: bool,
+    quiet: bool,
+    verbose: bool,
+}
+
+fn run_batch(plan_args: ProtectPlan, args: Ui) -> anyhow::Result<ExitCode> {
     let pipeline = Pipeline::new(&plan_args.options)?;
     let plan = batch::plan(&plan_args.inputs, &plan_args.batch.destination)?;
 
@@ -90,7 +119,7 @@ fn protect(args: ProtectArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn print_summary(s: &Summary, args: &ProtectArgs) {
+fn print_summary(s: &Summary, args: &Ui) {
     if args.json {
         let line = serde_json::json!({ "summary": s });
         println!("{line}");
@@ -118,4 +147,75 @@ fn human_bytes(n: u64) -> String {
         n if n >= 1 << 10 => format!("{:.1} KB", n as f64 / 1024.0),
         n => format!("{n} B"),
     }
+}
+
+/// `inspect`: a report per file; exit 1 when any file leaks (or cannot be read).
+fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
+    let mut files = Vec::new();
+    for path in &args.paths {
+        if !path.exists() {
+            anyhow::bail!("{}: no such file or folder", path.display());
+        }
+        if path.is_dir() {
+            for entry in walkdir::WalkDir::new(path).follow_links(true).sort_by_file_name() {
+                match entry {
+                    Ok(e) if e.file_type().is_file() => files.push(Ok(e.into_path())),
+                    Ok(_) => {}
+                    Err(e) => files.push(Err(format!("{}: {e}", e.path().unwrap_or(path).display()))),
+                }
+            }
+        } else {
+            files.push(Ok(path.clone()));
+        }
+    }
+    let mut any_leak = false;
+    let mut out = std::io::stdout().lock();
+    for file in files {
+        let path = match file {
+            Ok(p) => p,
+            Err(message) => {
+                eprintln!("error: {message}");
+                any_leak = true;
+                continue;
+            }
+        };
+        let shown = path.display().to_string();
+        let result = std::fs::read(&path)
+            .map_err(|e| batch::io_reason(&e))
+            .and_then(|bytes| photoshield::inspect::inspect(&bytes).map_err(|e| e.to_string()));
+        match result {
+            Ok(ins) => {
+                any_leak |= ins.leaks();
+                if args.json {
+                    let record =
+                        serde_json::json!({ "path": shown, "leaks": ins.leaks(), "inspection": ins });
+                    writeln!(out, "{record}")?;
+                } else {
+                    let verdict = if ins.leaks() { "LEAKS" } else { "clean" };
+                    writeln!(out, "{shown}: {verdict} ({})", ins.format)?;
+                    for f in &ins.findings {
+                        let mark = if f.leak { "!" } else { " " };
+                        let name = serde_json::to_value(f.category)
+                            .ok()
+                            .and_then(|v| v.as_str().map(String::from))
+                            .unwrap_or_default();
+                        writeln!(out, "  {mark} {name:<15} {}", f.detail)?;
+                    }
+                }
+            }
+            Err(reason) => {
+                any_leak = true;
+                if args.json {
+                    writeln!(out, "{}", serde_json::json!({ "path": shown, "error": reason }))?;
+                } else {
+                    eprintln!("error: {shown}: {reason}");
+                }
+            }
+        }
+    }
+    Ok(if any_leak {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -455,7 +455,7 @@ pub fn gif_frame_count(b: &[u8]) -> u32 {
 /// profile chunk, setting the VP8X flags and canvas size the specification requires.
 pub fn webp_with_icc(simple: Vec<u8>, icc: &[u8]) -> Result<Vec<u8>, String> {
     let chunks: Vec<RiffChunk> = riff_chunks(&simple).collect();
-    let (width, height) = webp_canvas(&chunks).ok_or("cannot read the encoded WebP's size")?;
+    let (width, height) = webp_canvas_size(&chunks).ok_or("cannot read the encoded WebP's size")?;
     let has_alpha = chunks.iter().any(|c| &c.id == b"ALPH")
         || chunks
             .iter()
@@ -485,7 +485,7 @@ pub fn webp_with_icc(simple: Vec<u8>, icc: &[u8]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-fn push_riff_chunk(out: &mut Vec<u8>, id: &[u8; 4], data: &[u8]) {
+pub fn push_riff_chunk(out: &mut Vec<u8>, id: &[u8; 4], data: &[u8]) {
     out.extend_from_slice(id);
     out.extend_from_slice(&(data.len() as u32).to_le_bytes());
     out.extend_from_slice(data);
@@ -495,7 +495,7 @@ fn push_riff_chunk(out: &mut Vec<u8>, id: &[u8; 4], data: &[u8]) {
 }
 
 /// Canvas size of a WebP from its VP8X, VP8 or VP8L chunk.
-fn webp_canvas(chunks: &[RiffChunk]) -> Option<(u32, u32)> {
+pub fn webp_canvas_size(chunks: &[RiffChunk]) -> Option<(u32, u32)> {
     let u24 = |s: &[u8]| u32::from_le_bytes([s[0], s[1], s[2], 0]);
     for c in chunks {
         match &c.id {

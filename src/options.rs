@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::OutputFormat;
 use crate::error::{Error, Result};
+use crate::strip::Rights;
 use crate::watermark::Watermark;
 
 /// Default decode limit: 250 megapixels (a 100 MP medium-format photo fits, a bomb does not).
@@ -29,6 +30,10 @@ pub struct Options {
     pub background: [u8; 3],
     /// Visible watermark, logo and notice. Default: none drawn.
     pub watermark: Watermark,
+    /// A rights notice written into the output's metadata (the only metadata photoshield
+    /// writes besides the colour profile). `{year}`/`{date}` tokens are expanded.
+    /// Default: none.
+    pub rights: Option<Rights>,
     /// The date `{year}` and `{date}` use for a photo without a capture date, as (year, month,
     /// day). Default: `None`, today (UTC) from the system clock.
     pub today: Option<(i32, u32, u32)>,
@@ -44,6 +49,7 @@ impl Default for Options {
             max_size: None,
             background: [255, 255, 255],
             watermark: Watermark::default(),
+            rights: None,
             today: None,
         }
     }

@@ -8,6 +8,7 @@ use crate::error::Result;
 use crate::metadata::{self, Found, Kind};
 use crate::options::Options;
 use crate::pixels::Layout;
+use crate::strip::{self, Rights, StripOptions};
 use crate::watermark::{self, Renderer, Tokens};
 use crate::{orient, resize};
 
@@ -81,6 +82,64 @@ impl Pipeline {
         })
     }
 
+    /// The rights notice with its tokens expanded for one file.
+    fn expand_rights(&self, rights: &Rights, date: (i32, u32, u32), ctx: &FileContext) -> Rights {
+        let filename = ctx.name.rsplit('/').next().unwrap_or(ctx.name);
+        let tokens = Tokens { date, filename };
+        Rights {
+            notice: watermark::expand(&rights.notice, &tokens),
+            ..rights.clone()
+        }
+    }
+
+    /// Strips a file without touching its pixels: the containers' metadata goes, the
+    /// compressed image data stays byte for byte (JPEG, PNG, WebP). Honours `keep_icc` and
+    /// `rights`; keeps a minimal EXIF with the orientation so nothing turns sideways.
+    pub fn strip(&self, bytes: &[u8], ctx: &FileContext) -> Result<Processed> {
+        let o = &self.options;
+        let format = codec::sniff(bytes)?;
+        let rights = o.rights.as_ref().map(|r| {
+            let date = strip::exif_block(bytes, format)
+                .and_then(metadata::capture_date)
+                .unwrap_or_else(|| self.today());
+            self.expand_rights(r, date, ctx)
+        });
+        let options = StripOptions {
+            keep_icc: o.keep_icc,
+            keep_orientation: true,
+            rights,
+        };
+        let out = strip::strip(bytes, &options)?;
+        let output_format = OutputFormat::for_input(format);
+        let kept: Vec<Found> = metadata::scan(&out, format);
+        let removed = metadata::scan(bytes, format)
+            .into_iter()
+            .filter(|f| !(f.kind == Kind::Icc && kept.iter().any(|k| k.kind == Kind::Icc)))
+            .collect();
+        let size = codec::dimensions(bytes, format).unwrap_or((0, 0));
+        let orientation = strip::exif_orientation(bytes, format);
+        let mut notes = Vec::new();
+        if orientation > 1 {
+            notes.push(format!(
+                "kept a minimal EXIF block holding only the orientation ({orientation})"
+            ));
+        }
+        Ok(Processed {
+            bytes: out,
+            format: output_format,
+            report: Report {
+                input_format: format,
+                output_format,
+                input_size: size,
+                output_size: size,
+                orientation: 1,
+                removed,
+                icc_kept: kept.iter().any(|k| k.kind == Kind::Icc),
+                notes,
+            },
+        })
+    }
+
     /// The output format for an input of `format`.
     pub fn output_format(&self, format: Format) -> OutputFormat {
         self.options
@@ -145,7 +204,16 @@ impl Pipeline {
             format: output_format,
             quality: o.quality,
         };
-        let out = codec::encode(&pixels, settings, icc.as_deref())?;
+        let mut out = codec::encode(&pixels, settings, icc.as_deref())?;
+        // 8. Rights notice, into the fresh container.
+        if let Some(rights) = &o.rights {
+            let date = decoded
+                .exif
+                .as_deref()
+                .and_then(metadata::capture_date)
+                .unwrap_or_else(|| self.today());
+            out = strip::add_rights(out, &self.expand_rights(rights, date, ctx))?;
+        }
         Ok(Processed {
             bytes: out,
             format: output_format,

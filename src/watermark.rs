@@ -607,7 +607,7 @@ impl Renderer {
         if !(0.0..=25.0).contains(&settings.margin) {
             return bad(format!("margin must be 0 to 25 percent, not {}", settings.margin));
         }
-        if !(settings.spacing >= 0.0 && settings.spacing <= 20.0) || !settings.angle.is_finite() {
+        if !((0.0..=20.0).contains(&settings.spacing) && settings.angle.is_finite()) {
             return bad("tile spacing must be 0 to 20 text heights and the angle a number".into());
         }
         if settings.min_px < 1.0 {
@@ -908,8 +908,8 @@ impl Renderer {
         let mut data = resized.data;
         for p in data.chunks_exact_mut(4) {
             let a = p[3] as u32;
-            for c in 0..3 {
-                p[c] = div255(p[c] as u32 * a) as u8;
+            for v in &mut p[..3] {
+                *v = div255(*v as u32 * a) as u8;
             }
         }
         let premul = Premul {
@@ -958,7 +958,7 @@ fn mean_luma(pixels: &Pixels, x: i64, y: i64, w: usize, h: usize) -> f32 {
     let x1 = ((x + w as i64).max(0) as u32).min(pixels.width);
     let y1 = ((y + h as i64).max(0) as u32).min(pixels.height);
     let (mut sum, mut n) = (0.0f64, 0u32);
-    let step = ((w.max(h) / 32).max(1)) as usize;
+    let step = (w.max(h) / 32).max(1);
     for yy in (y0..y1).step_by(step) {
         for xx in (x0..x1).step_by(step) {
             let [r, g, b] = pixels.rgb(xx, yy);

@@ -299,7 +299,9 @@ fn unwritable_output_folder_fails_each_file_and_writes_nothing() {
 #[test]
 fn unreadable_file_is_reported() {
     if unsafe_is_root() {
-        common::skip("running as root: file permissions do not stop reads, the unreadable-file test did not run");
+        common::skip(
+            "running as root: file permissions do not stop reads, the unreadable-file test did not run",
+        );
         return;
     }
     let dir = shoot();

@@ -1,0 +1,804 @@
+//! `inspect`: everything in a file that identifies a person, a place or a device, decoded for
+//! people (GPS in degrees, serial numbers, names) and classified as a leak or not. Reads the
+//! containers through [`crate::metadata`] and EXIF through kamadak-exif; decodes pixels only to
+//! compare an embedded thumbnail with the main image.
+
+use std::io::Cursor;
+
+use serde::Serialize;
+
+use crate::codec::{self, Format};
+use crate::error::{Error, Result};
+use crate::metadata::{self, classify_jpeg_segment, Kind};
+
+/// What kind of information a finding is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Category {
+    Gps,
+    Serial,
+    Owner,
+    Camera,
+    Time,
+    Software,
+    MakerNotes,
+    Thumbnail,
+    Xmp,
+    Iptc,
+    Comment,
+    Text,
+    Trailer,
+    Mpf,
+    C2pa,
+    OtherMetadata,
+    /// A rights notice (copyright, AI-training reservation): wanted, not a leak.
+    Rights,
+    /// Colour profile: not identifying.
+    Icc,
+    /// Orientation tag alone: not identifying.
+    Orientation,
+}
+
+/// One thing found in a file.
+#[derive(Clone, Debug, Serialize)]
+pub struct Finding {
+    pub category: Category,
+    /// What it says, for people ("48.858370, 2.294480", "SerialNumber: SN-0042").
+    pub detail: String,
+    /// Whether it identifies a person, place or device (or may).
+    pub leak: bool,
+}
+
+/// Everything found in one file.
+#[derive(Clone, Debug, Serialize)]
+pub struct Inspection {
+    pub format: String,
+    /// GPS position in decimal degrees (latitude, longitude), when the file has one.
+    pub gps: Option<(f64, f64)>,
+    /// Serial numbers found (body, lens, maker-note, XMP).
+    pub serials: Vec<String>,
+    pub findings: Vec<Finding>,
+}
+
+impl Inspection {
+    pub fn leaks(&self) -> bool {
+        self.findings.iter().any(|f| f.leak)
+    }
+
+    fn add(&mut self, category: Category, detail: impl Into<String>, leak: bool) {
+        self.findings.push(Finding {
+            category,
+            detail: detail.into(),
+            leak,
+        });
+    }
+}
+
+/// Properties of an XMP packet that make up a rights notice (what `--rights` writes).
+const RIGHTS_PROPERTIES: &[&str] = &[
+    "dc:rights",
+    "dc:creator",
+    "xmpRights:Marked",
+    "xmpRights:WebStatement",
+    "plus:DataMining",
+];
+
+/// Inspects one file.
+pub fn inspect(bytes: &[u8]) -> Result<Inspection> {
+    let format = match codec::sniff(bytes) {
+        Ok(f) => f,
+        Err(Error::Unsupported(what)) if bytes.get(4..8) == Some(b"ftyp") => {
+            return Ok(inspect_isobmff(bytes, what));
+        }
+        Err(e) => return Err(e),
+    };
+    let mut ins = Inspection {
+        format: format.to_string(),
+        gps: None,
+        serials: Vec::new(),
+        findings: Vec::new(),
+    };
+    match format {
+        Format::Jpeg => inspect_jpeg(bytes, &mut ins),
+        Format::Png => inspect_png(bytes, &mut ins),
+        Format::WebP => inspect_webp(bytes, &mut ins),
+        Format::Tiff => inspect_exif(bytes, &mut ins, None),
+        Format::Gif => {
+            for found in metadata::scan(bytes, format) {
+                let cat = if found.kind == Kind::Xmp {
+                    Category::Xmp
+                } else {
+                    Category::Comment
+                };
+                ins.add(
+                    cat,
+                    format!("{} ({} bytes)", kind_name(found.kind), found.bytes),
+                    true,
+                );
+            }
+        }
+    }
+    ins.findings.sort_by_key(|f| f.category);
+    Ok(ins)
+}
+
+/// HEIC/AVIF: no pixels for us, but kamadak-exif reads their EXIF, so leaks can still be shown.
+fn inspect_isobmff(bytes: &[u8], what: &str) -> Inspection {
+    let mut ins = Inspection {
+        format: what.split(';').next().unwrap_or(what).to_string(),
+        gps: None,
+        serials: Vec::new(),
+        findings: Vec::new(),
+    };
+    let exif = exif::Reader::new()
+        .continue_on_error(true)
+        .read_from_container(&mut Cursor::new(bytes));
+    let exif = exif.or_else(|e| e.distill_partial_result(|_| {}));
+    if let Ok(exif) = exif {
+        report_exif(&exif, &mut ins, None);
+    }
+    if memfind(bytes, b"<x:xmpmeta").is_some() {
+        ins.add(Category::Xmp, "XMP packet", true);
+    }
+    ins.findings.sort_by_key(|f| f.category);
+    ins
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Exif => "EXIF",
+        Kind::Xmp => "XMP",
+        Kind::Iptc => "IPTC / Photoshop resources",
+        Kind::Thumbnail => "JFIF thumbnail",
+        Kind::Comment => "comment",
+        Kind::Text => "text chunks",
+        Kind::Time => "modification time",
+        Kind::Mpf => "MPF secondary images",
+        Kind::C2pa => "C2PA / JUMBF manifest",
+        Kind::Other => "application segment",
+        Kind::Trailer => "data after the end of the image",
+        Kind::TiffTags => "TIFF tags",
+        Kind::Icc => "ICC profile",
+    }
+}
+
+fn inspect_jpeg(bytes: &[u8], ins: &mut Inspection) {
+    let layout = metadata::jpeg_layout(bytes);
+    if let Some(err) = layout.error {
+        ins.add(
+            Category::OtherMetadata,
+            format!("damaged structure: {err}"),
+            false,
+        );
+    }
+    for seg in &layout.segments {
+        let data = seg.data;
+        match classify_jpeg_segment(seg.marker, data) {
+            Some(Kind::Exif) => inspect_exif(&data[6..], ins, Some(bytes)),
+            Some(Kind::Xmp) => inspect_xmp(data, ins),
+            Some(Kind::Iptc) => inspect_iptc(data, ins),
+            Some(Kind::Comment) => ins.add(
+                Category::Comment,
+                format!("JPEG comment: {}", printable(data, 60)),
+                true,
+            ),
+            Some(Kind::Icc) => ins.add(
+                Category::Icc,
+                format!("ICC profile segment ({} bytes)", data.len()),
+                false,
+            ),
+            Some(Kind::Thumbnail) => ins.add(Category::Thumbnail, "JFIF extension thumbnail", true),
+            Some(Kind::Mpf) => ins.add(Category::Mpf, "MPF index of secondary images", true),
+            Some(Kind::C2pa) => ins.add(
+                Category::C2pa,
+                format!("JUMBF/C2PA manifest ({} bytes)", data.len()),
+                true,
+            ),
+            Some(Kind::Other) => ins.add(
+                Category::OtherMetadata,
+                format!(
+                    "APP{} segment \"{}\" ({} bytes)",
+                    seg.marker - 0xE0,
+                    printable(&data[..data.len().min(12)], 12),
+                    data.len()
+                ),
+                true,
+            ),
+            _ => {}
+        }
+    }
+    if let Some(end) = layout.end.filter(|&e| e < bytes.len()) {
+        let rest = &bytes[end..];
+        let what = if memfind(rest, b"ftyp").is_some() {
+            "an embedded video (motion photo)"
+        } else if rest.starts_with(&[0xFF, 0xD8]) {
+            "another JPEG image (MPF secondary image or appended file)"
+        } else {
+            "unidentified data"
+        };
+        ins.add(
+            Category::Trailer,
+            format!("{} bytes after the end of the image: {what}", rest.len()),
+            true,
+        );
+    }
+}
+
+fn inspect_png(bytes: &[u8], ins: &mut Inspection) {
+    for chunk in metadata::png_chunks(bytes) {
+        match &chunk.kind {
+            b"tEXt" | b"zTXt" | b"iTXt" => {
+                let keyword = chunk.data.split(|&b| b == 0).next().unwrap_or_default();
+                if keyword == b"XML:com.adobe.xmp" {
+                    let start = keyword.len() + 5;
+                    inspect_xmp(chunk.data.get(start..).unwrap_or_default(), ins);
+                } else {
+                    let key = String::from_utf8_lossy(keyword);
+                    ins.add(
+                        Category::Text,
+                        format!("{} chunk \"{key}\"", String::from_utf8_lossy(&chunk.kind)),
+                        true,
+                    );
+                }
+            }
+            b"eXIf" => inspect_exif(chunk.data, ins, None),
+            b"tIME" => ins.add(Category::Time, "tIME: last modification time", true),
+            b"iCCP" => ins.add(Category::Icc, "iCCP colour profile", false),
+            b"caBX" => ins.add(Category::C2pa, "caBX C2PA manifest", true),
+            _ => {}
+        }
+    }
+    let end = metadata::png_chunks(bytes)
+        .find(|c| &c.kind == b"IEND")
+        .map(|c| c.end);
+    if let Some(end) = end.filter(|&e| e < bytes.len()) {
+        ins.add(
+            Category::Trailer,
+            format!("{} bytes after the end of the image", bytes.len() - end),
+            true,
+        );
+    }
+}
+
+fn inspect_webp(bytes: &[u8], ins: &mut Inspection) {
+    for chunk in metadata::riff_chunks(bytes) {
+        match &chunk.id {
+            b"EXIF" => {
+                // Some writers keep the JPEG-style "Exif\0\0" prefix.
+                let data = chunk.data.strip_prefix(b"Exif\0\0").unwrap_or(chunk.data);
+                inspect_exif(data, ins, None)
+            }
+            b"XMP " => inspect_xmp(chunk.data, ins),
+            b"ICCP" => ins.add(Category::Icc, "ICCP colour profile", false),
+            _ => {}
+        }
+    }
+}
+
+/// Reports an EXIF block (a TIFF structure). `jpeg` is the whole file, to compare a thumbnail.
+fn inspect_exif(tiff: &[u8], ins: &mut Inspection, jpeg: Option<&[u8]>) {
+    let parsed = exif::Reader::new()
+        .continue_on_error(true)
+        .read_raw(tiff.to_vec());
+    let mut damage = Vec::new();
+    let parsed = parsed.or_else(|e| {
+        e.distill_partial_result(|errors| damage = errors.iter().map(|e| e.to_string()).collect())
+    });
+    if !damage.is_empty() {
+        ins.add(
+            Category::OtherMetadata,
+            format!(
+                "EXIF block partly unreadable ({}), {} bytes",
+                damage.join("; "),
+                tiff.len()
+            ),
+            true,
+        );
+    }
+    match parsed {
+        Ok(exif) => report_exif(&exif, ins, jpeg),
+        Err(e) => ins.add(
+            Category::OtherMetadata,
+            format!("EXIF block that cannot be parsed ({e}), {} bytes", tiff.len()),
+            true,
+        ),
+    }
+}
+
+fn report_exif(exif: &exif::Exif, ins: &mut Inspection, jpeg: Option<&[u8]>) {
+    use exif::{In, Tag, Value};
+    let text = |tag: Tag| -> Option<String> {
+        let field = exif.get_field(tag, In::PRIMARY)?;
+        let s = match &field.value {
+            Value::Ascii(v) => v
+                .iter()
+                .map(|s| String::from_utf8_lossy(s).trim().to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => field.display_value().to_string(),
+        };
+        let s = s
+            .trim_matches(|c: char| c == '\0' || c.is_whitespace())
+            .to_string();
+        (!s.is_empty()).then_some(s)
+    };
+    let mut leaky_fields = 0;
+    // Place.
+    if let Some((lat, lon)) = gps_degrees(exif) {
+        ins.gps = Some((lat, lon));
+        ins.add(Category::Gps, format!("{lat:.6}, {lon:.6}"), true);
+        leaky_fields += 1;
+    } else if exif
+        .fields()
+        .any(|f| f.ifd_num == In::PRIMARY && is_gps_tag(f.tag) && f.tag != Tag::GPSVersionID)
+    {
+        ins.add(Category::Gps, "GPS fields without a position", true);
+        leaky_fields += 1;
+    }
+    // Device and person.
+    for (tag, name) in [
+        (Tag::BodySerialNumber, "BodySerialNumber"),
+        (Tag::LensSerialNumber, "LensSerialNumber"),
+    ] {
+        if let Some(v) = text(tag) {
+            ins.serials.push(v.clone());
+            ins.add(Category::Serial, format!("{name}: {v}"), true);
+            leaky_fields += 1;
+        }
+    }
+    for (tag, name) in [(Tag::Artist, "Artist"), (Tag::CameraOwnerName, "CameraOwnerName")] {
+        if let Some(v) = text(tag) {
+            ins.add(Category::Owner, format!("{name}: {v}"), true);
+            leaky_fields += 1;
+        }
+    }
+    let camera: Vec<String> = [Tag::Make, Tag::Model, Tag::LensMake, Tag::LensModel]
+        .into_iter()
+        .filter_map(text)
+        .collect();
+    if !camera.is_empty() {
+        ins.add(Category::Camera, camera.join(" "), true);
+        leaky_fields += 1;
+    }
+    for tag in [Tag::DateTimeOriginal, Tag::DateTimeDigitized, Tag::DateTime] {
+        if let Some(v) = text(tag) {
+            ins.add(Category::Time, format!("{tag}: {v}"), true);
+            leaky_fields += 1;
+            break;
+        }
+    }
+    if let Some(v) = text(Tag::Software) {
+        ins.add(Category::Software, v, true);
+        leaky_fields += 1;
+    }
+    for tag in [Tag::ImageDescription, Tag::UserComment] {
+        if exif
+            .get_field(tag, In::PRIMARY)
+            .is_some_and(|f| !is_blank(&f.value))
+        {
+            ins.add(Category::Comment, format!("{tag}"), true);
+            leaky_fields += 1;
+        }
+    }
+    // Copyright alone is a rights notice (what --rights writes).
+    if let Some(v) = text(Tag::Copyright) {
+        ins.add(Category::Rights, format!("EXIF Copyright: {v}"), false);
+    }
+    if let Some(field) = exif.get_field(Tag::MakerNote, In::PRIMARY) {
+        if let Value::Undefined(note, offset) = &field.value {
+            let vendor = text(Tag::Make).unwrap_or_else(|| "unknown maker".into());
+            ins.add(
+                Category::MakerNotes,
+                format!("{vendor} maker notes ({} bytes)", note.len()),
+                true,
+            );
+            leaky_fields += 1;
+            for serial in maker_note_serials(exif.buf(), *offset as usize, note, exif.little_endian()) {
+                ins.serials.push(serial.clone());
+                ins.add(Category::Serial, format!("maker note serial: {serial}"), true);
+            }
+        }
+    }
+    // The thumbnail: the classic leak is a thumbnail that still shows the uncropped original.
+    let thumb = exif
+        .get_field(Tag::JPEGInterchangeFormat, In::THUMBNAIL)
+        .and_then(|f| f.value.get_uint(0));
+    let thumb_len = exif
+        .get_field(Tag::JPEGInterchangeFormatLength, In::THUMBNAIL)
+        .and_then(|f| f.value.get_uint(0));
+    if let (Some(off), Some(len)) = (thumb, thumb_len) {
+        let data = exif
+            .buf()
+            .get(off as usize..(off as usize).saturating_add(len as usize));
+        let detail = match (data, jpeg) {
+            (Some(t), Some(main)) => format!("EXIF thumbnail ({len} bytes): {}", compare_thumbnail(t, main)),
+            _ => format!("EXIF thumbnail ({len} bytes)"),
+        };
+        ins.add(Category::Thumbnail, detail, true);
+        leaky_fields += 1;
+    }
+    let orientation = exif
+        .get_field(Tag::Orientation, In::PRIMARY)
+        .and_then(|f| f.value.get_uint(0));
+    if let Some(o) = orientation {
+        ins.add(Category::Orientation, format!("orientation {o}"), false);
+    }
+    // Anything else in the block (other tags in IFD0/EXIF/GPS) counts as metadata too.
+    let harmless = [
+        Tag::Orientation,
+        Tag::Copyright,
+        Tag::XResolution,
+        Tag::YResolution,
+        Tag::ResolutionUnit,
+        Tag::ExifVersion,
+        Tag::ColorSpace,
+        Tag::PixelXDimension,
+        Tag::PixelYDimension,
+        Tag::YCbCrPositioning,
+        Tag::ExifIFDPointer,
+        Tag::GPSInfoIFDPointer,
+        Tag::InteropIFDPointer,
+    ];
+    let others = exif
+        .fields()
+        .filter(|f| f.ifd_num == In::PRIMARY && !harmless.contains(&f.tag))
+        .count();
+    if leaky_fields == 0 && others > 0 {
+        ins.add(
+            Category::OtherMetadata,
+            format!("{others} other EXIF fields (exposure, dates, ...)"),
+            true,
+        );
+    }
+}
+
+fn is_blank(v: &exif::Value) -> bool {
+    match v {
+        exif::Value::Ascii(s) => s.iter().all(|s| s.iter().all(|&b| b == 0 || b == b' ')),
+        exif::Value::Undefined(s, _) => s.iter().skip(8).all(|&b| b == 0 || b == b' '),
+        _ => false,
+    }
+}
+
+fn is_gps_tag(tag: exif::Tag) -> bool {
+    tag.context() == exif::Context::Gps
+}
+
+/// GPS position in decimal degrees, when latitude and longitude are both present.
+pub fn gps_degrees(exif: &exif::Exif) -> Option<(f64, f64)> {
+    use exif::{In, Tag, Value};
+    let dms = |tag: Tag| -> Option<f64> {
+        let parts: Vec<f64> = match &exif.get_field(tag, In::PRIMARY)?.value {
+            Value::Rational(v) => v
+                .iter()
+                .map(|r| {
+                    if r.denom == 0 {
+                        0.0
+                    } else {
+                        r.num as f64 / r.denom as f64
+                    }
+                })
+                .collect(),
+            Value::SRational(v) => v
+                .iter()
+                .map(|r| {
+                    if r.denom == 0 {
+                        0.0
+                    } else {
+                        r.num as f64 / r.denom as f64
+                    }
+                })
+                .collect(),
+            Value::Double(v) => v.clone(),
+            Value::Float(v) => v.iter().map(|&f| f as f64).collect(),
+            _ => return None,
+        };
+        let part = |i: usize| parts.get(i).copied().unwrap_or(0.0);
+        (!parts.is_empty()).then(|| part(0) + part(1) / 60.0 + part(2) / 3600.0)
+    };
+    let sign = |tag: Tag, negative: u8| -> f64 {
+        match &exif.get_field(tag, In::PRIMARY).map(|f| &f.value) {
+            Some(Value::Ascii(v)) if v.first().and_then(|s| s.first()) == Some(&negative) => -1.0,
+            _ => 1.0,
+        }
+    };
+    let lat = dms(Tag::GPSLatitude)? * sign(Tag::GPSLatitudeRef, b'S');
+    let lon = dms(Tag::GPSLongitude)? * sign(Tag::GPSLongitudeRef, b'W');
+    Some((lat, lon))
+}
+
+/// Serial numbers kept in IFD-style maker notes (Canon, Nikon type 3, Panasonic, ...): the tags
+/// these makers use for the body serial. Bounded: one IFD, entries within the block.
+fn maker_note_serials(tiff: &[u8], note_offset: usize, note: &[u8], little_endian: bool) -> Vec<String> {
+    // (header prefix, IFD offset within the note, offsets relative to: the note's own TIFF
+    // header at this position, or None for the outer TIFF), serial tags.
+    let (ifd, base, le): (usize, Option<usize>, bool) = if note.starts_with(b"Nikon\0\x02") {
+        let le = note.get(10..12) == Some(b"II");
+        let first = read_u32(note, 14, le).unwrap_or(8) as usize;
+        (10 + first, Some(10), le)
+    } else if note.starts_with(b"Panasonic\0\0\0") {
+        (12, None, little_endian)
+    } else if note.starts_with(b"FUJIFILM") {
+        let first = read_u32(note, 8, true).unwrap_or(12) as usize;
+        (first, Some(0), true)
+    } else {
+        // Canon and others: a bare IFD, offsets relative to the outer TIFF header.
+        (0, None, little_endian)
+    };
+    let serial_tags: &[u16] = &[0x000C, 0x001D, 0x0025, 0x0096, 0x0010, 0x8002, 0x1101];
+    let mut out = Vec::new();
+    let entries = match read_u16(note, ifd, le) {
+        Some(n) if n > 0 && n < 512 => n as usize,
+        _ => return out,
+    };
+    for i in 0..entries {
+        let e = ifd + 2 + i * 12;
+        let (Some(tag), Some(typ), Some(count)) = (
+            read_u16(note, e, le),
+            read_u16(note, e + 2, le),
+            read_u32(note, e + 4, le),
+        ) else {
+            break;
+        };
+        if !serial_tags.contains(&tag) {
+            continue;
+        }
+        let count = count as usize;
+        let value: Option<String> = match typ {
+            // Nintendo's CameraInfo block holds the internal serial at byte 0x18.
+            7 if tag == 0x1101 => {
+                let off = read_u32(note, e + 8, le).unwrap_or(0) as usize;
+                let block = tiff
+                    .get(off..off.saturating_add(count))
+                    .or_else(|| note.get(off.wrapping_sub(note_offset)..));
+                block
+                    .and_then(|b| b.get(0x18..0x1C))
+                    .map(|v| v.iter().rev().map(|b| format!("{b:02x}")).collect())
+            }
+            2 | 7 if count <= 4 => note.get(e + 8..e + 8 + count).map(|v| printable(v, 64)),
+            2 | 7 if count <= 64 => {
+                let off = read_u32(note, e + 8, le).unwrap_or(0) as usize;
+                let bytes = match base {
+                    Some(b) => note.get(b + off..b + off + count),
+                    None => tiff.get(off..off + count).or_else(|| {
+                        note.get(off.wrapping_sub(note_offset)..)
+                            .and_then(|n| n.get(..count))
+                    }),
+                };
+                bytes.map(|v| printable(v, 64))
+            }
+            4 if count == 1 && tag == 0x000C => read_u32(note, e + 8, le).map(|v| v.to_string()),
+            _ => None,
+        };
+        if let Some(v) = value.filter(|v| v.chars().any(|c| c.is_ascii_alphanumeric())) {
+            out.push(v);
+        }
+    }
+    out
+}
+
+fn read_u16(b: &[u8], at: usize, le: bool) -> Option<u16> {
+    let s = b.get(at..at.checked_add(2)?)?;
+    Some(if le {
+        u16::from_le_bytes([s[0], s[1]])
+    } else {
+        u16::from_be_bytes([s[0], s[1]])
+    })
+}
+
+fn read_u32(b: &[u8], at: usize, le: bool) -> Option<u32> {
+    let s = b.get(at..at.checked_add(4)?)?;
+    let a = [s[0], s[1], s[2], s[3]];
+    Some(if le {
+        u32::from_le_bytes(a)
+    } else {
+        u32::from_be_bytes(a)
+    })
+}
+
+/// Whether a thumbnail shows the same picture as the main image: different proportions or
+/// different content (mean difference of the main image shrunk to the thumbnail's size).
+fn compare_thumbnail(thumb: &[u8], main: &[u8]) -> String {
+    let Ok(t) = image::load_from_memory(thumb) else {
+        return "cannot be decoded".into();
+    };
+    let t = trim_bars(t.into_rgb8());
+    let limits = codec::DecodeLimits {
+        max_pixels: 50_000_000,
+    };
+    let Ok(decoded) = codec::decode(main, Format::Jpeg, limits) else {
+        return "main image not compared".into();
+    };
+    let px = crate::orient::apply(decoded.pixels, image::metadata::Orientation::NoTransforms);
+    let (tw, th) = t.dimensions();
+    let (ra, rb) = (tw as f64 / th as f64, px.width as f64 / px.height as f64);
+    // EXIF thumbnails are stored unrotated, like the main image; cameras letterbox other
+    // proportions into 160x120 (the bars are trimmed above).
+    if (ra / rb - 1.0).abs() > 0.08 && (ra * rb - 1.0).abs() > 0.08 {
+        return format!(
+            "{tw}x{th}, proportions differ from the {}x{} image: it may show an uncropped original",
+            px.width, px.height
+        );
+    }
+    let Ok(small) = crate::resize::resize_exact(&px, tw, th) else {
+        return format!("{tw}x{th}");
+    };
+    let diff: u64 = small
+        .data
+        .iter()
+        .zip(t.as_raw())
+        .map(|(a, b)| a.abs_diff(*b) as u64)
+        .sum();
+    let mean = diff as f64 / small.data.len().max(1) as f64;
+    if mean > 25.0 {
+        format!("{tw}x{th}, differs from the main image (mean difference {mean:.0}/255): it may show an earlier or uncropped version")
+    } else {
+        format!("{tw}x{th}, matches the main image")
+    }
+}
+
+/// Removes black letterbox or pillarbox bars (rows or columns that are nearly black).
+fn trim_bars(img: image::RgbImage) -> image::RgbImage {
+    let (w, h) = img.dimensions();
+    let dark_row = |y: u32| (0..w).all(|x| img.get_pixel(x, y).0.iter().all(|&c| c < 24));
+    let dark_col = |x: u32| (0..h).all(|y| img.get_pixel(x, y).0.iter().all(|&c| c < 24));
+    let top = (0..h).find(|&y| !dark_row(y)).unwrap_or(0);
+    let bottom = (0..h).rev().find(|&y| !dark_row(y)).map_or(h, |y| y + 1);
+    let left = (0..w).find(|&x| !dark_col(x)).unwrap_or(0);
+    let right = (0..w).rev().find(|&x| !dark_col(x)).map_or(w, |x| x + 1);
+    if bottom <= top || right <= left {
+        return img;
+    }
+    image::imageops::crop_imm(&img, left, top, right - left, bottom - top).to_image()
+}
+
+fn inspect_xmp(xml: &[u8], ins: &mut Inspection) {
+    let text = String::from_utf8_lossy(xml);
+    let props = xmp_properties(&text);
+    if props.iter().all(|p| RIGHTS_PROPERTIES.contains(&p.as_str())) && !props.is_empty() {
+        ins.add(
+            Category::Rights,
+            format!("XMP rights notice ({})", props.join(", ")),
+            false,
+        );
+        return;
+    }
+    let mut notes = Vec::new();
+    if text.contains("xmpMM:History") || text.contains("photoshop:History") {
+        notes.push("edit history");
+    }
+    if text.contains("GPSLatitude") {
+        notes.push("GPS");
+    }
+    if text.contains("SerialNumber") {
+        notes.push("serial number");
+        for key in [
+            "aux:SerialNumber",
+            "exifEX:BodySerialNumber",
+            "aux:LensSerialNumber",
+        ] {
+            if let Some(v) = xmp_value(&text, key) {
+                ins.serials.push(v.clone());
+                ins.add(Category::Serial, format!("XMP {key}: {v}"), true);
+            }
+        }
+    }
+    if text.contains("dc:creator") || text.contains("Iptc4xmpCore:CreatorContactInfo") {
+        notes.push("creator");
+    }
+    if text.contains("MotionPhoto") || text.contains("MicroVideo") || text.contains("GContainer") {
+        notes.push("motion photo / container directory");
+    }
+    let summary = if notes.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", notes.join(", "))
+    };
+    ins.add(
+        Category::Xmp,
+        format!("XMP packet ({} properties){summary}", props.len()),
+        true,
+    );
+}
+
+/// Qualified names of the properties set in an XMP packet (elements and attributes with a
+/// namespace prefix, outside the rdf/x/xml structure).
+fn xmp_properties(text: &str) -> Vec<String> {
+    let mut props: Vec<String> = Vec::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while let Some(p) = text[i..].find(['<', ' ', '\n', '\t']) {
+        i += p + 1;
+        let rest = &text[i..];
+        let end = rest
+            .find(|c: char| !(c.is_alphanumeric() || c == ':' || c == '_' || c == '-'))
+            .unwrap_or(rest.len());
+        let name = &rest[..end];
+        let is_element = bytes[i - 1] == b'<';
+        let is_attribute = !is_element && rest[end..].starts_with('=');
+        if (is_element || is_attribute) && name.contains(':') {
+            let prefix = name.split(':').next().unwrap_or("");
+            if !matches!(prefix, "rdf" | "x" | "xml" | "xmlns" | "") && !props.iter().any(|p| p == name) {
+                props.push(name.to_string());
+            }
+        }
+    }
+    props
+}
+
+/// The text value of a simple XMP property written as an element or attribute.
+fn xmp_value(text: &str, key: &str) -> Option<String> {
+    if let Some(p) = text.find(&format!("<{key}>")) {
+        let rest = &text[p + key.len() + 2..];
+        return rest.find('<').map(|e| rest[..e].trim().to_string());
+    }
+    let p = text.find(&format!("{key}=\""))?;
+    let rest = &text[p + key.len() + 2..];
+    rest.find('"').map(|e| rest[..e].to_string())
+}
+
+/// IPTC-IIM datasets in a Photoshop APP13 segment.
+fn inspect_iptc(data: &[u8], ins: &mut Inspection) {
+    let names: &[(u8, &str)] = &[
+        (80, "By-line"),
+        (85, "By-line Title"),
+        (116, "Copyright Notice"),
+        (120, "Caption"),
+        (25, "Keywords"),
+        (90, "City"),
+        (92, "Sub-location"),
+        (95, "Province/State"),
+        (101, "Country"),
+        (110, "Credit"),
+        (115, "Source"),
+        (122, "Writer/Editor"),
+        (55, "Date Created"),
+        (5, "Object Name"),
+    ];
+    let mut found: Vec<&str> = Vec::new();
+    let mut thumbnail = false;
+    let mut i = 0;
+    while i + 5 <= data.len() {
+        if data[i] == 0x1C && data[i + 1] == 2 {
+            let len = u16::from_be_bytes([data[i + 3], data[i + 4]]) as usize;
+            if let Some((_, n)) = names.iter().find(|(d, _)| *d == data[i + 2]) {
+                if !found.contains(n) {
+                    found.push(n);
+                }
+            }
+            i += 5 + len;
+        } else {
+            if data[i..].starts_with(b"8BIM\x04\x0C") || data[i..].starts_with(b"8BIM\x04\x09") {
+                thumbnail = true;
+            }
+            i += 1;
+        }
+    }
+    if thumbnail {
+        ins.add(Category::Thumbnail, "Photoshop thumbnail resource", true);
+    }
+    let detail = if found.is_empty() {
+        "Photoshop/IPTC resources".to_string()
+    } else {
+        format!("IPTC: {}", found.join(", "))
+    };
+    ins.add(Category::Iptc, detail, true);
+}
+
+fn printable(b: &[u8], max: usize) -> String {
+    let s: String = String::from_utf8_lossy(b)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_string();
+    if s.chars().count() > max {
+        format!("{}…", s.chars().take(max).collect::<String>())
+    } else {
+        s
+    }
+}
+
+fn memfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}

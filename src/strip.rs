@@ -1,0 +1,362 @@
+//! Lossless `strip` and the rights notice. Rebuilds a JPEG, PNG or WebP container from the
+//! pieces that make the picture (compressed image data, tables, colour profile, colour-transform
+//! markers, animation control), drops everything else, and inserts only what photoshield writes
+//! on purpose: a minimal EXIF holding the Orientation (so nothing turns sideways) and, when
+//! asked, the rights packet. Never decodes or re-encodes pixels.
+
+use crate::codec::{self, Format};
+use crate::error::{Error, Result};
+use crate::metadata::{self, classify_jpeg_segment, Kind};
+
+/// What `--rights` writes: only what the user typed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rights {
+    /// Copyright notice (dc:rights and EXIF Copyright), e.g. "© 2024 Jane Doe".
+    pub notice: String,
+    /// dc:creator, when given.
+    pub creator: Option<String>,
+    /// xmpRights:WebStatement: a URL with the licence terms, when given.
+    pub web_statement: Option<String>,
+}
+
+/// The IPTC Photo Metadata "Data Mining" value that prohibits AI/ML training (PLUS vocabulary).
+pub const DMI_PROHIBITED_AIML: &str = "http://ns.useplus.org/ldf/vocab/DMI-PROHIBITED-AIMLTRAINING";
+
+/// What a lossless strip keeps besides the picture itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StripOptions {
+    /// Keep the ICC colour profile. Default: true.
+    pub keep_icc: bool,
+    /// Keep a minimal EXIF block with only the Orientation tag when it is not 1. Default: true.
+    pub keep_orientation: bool,
+    pub rights: Option<Rights>,
+}
+
+impl Default for StripOptions {
+    fn default() -> StripOptions {
+        StripOptions {
+            keep_icc: true,
+            keep_orientation: true,
+            rights: None,
+        }
+    }
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The XMP packet of a rights notice.
+pub fn rights_xmp(rights: &Rights) -> String {
+    let mut props = String::new();
+    props.push_str("   <xmpRights:Marked>True</xmpRights:Marked>\n");
+    if let Some(url) = &rights.web_statement {
+        props.push_str(&format!(
+            "   <xmpRights:WebStatement>{}</xmpRights:WebStatement>\n",
+            xml_escape(url)
+        ));
+    }
+    props.push_str(&format!(
+        "   <plus:DataMining>{DMI_PROHIBITED_AIML}</plus:DataMining>\n"
+    ));
+    props.push_str(&format!(
+        "   <dc:rights><rdf:Alt><rdf:li xml:lang=\"x-default\">{}</rdf:li></rdf:Alt></dc:rights>\n",
+        xml_escape(&rights.notice)
+    ));
+    if let Some(creator) = &rights.creator {
+        props.push_str(&format!(
+            "   <dc:creator><rdf:Seq><rdf:li>{}</rdf:li></rdf:Seq></dc:creator>\n",
+            xml_escape(creator)
+        ));
+    }
+    format!(
+        "<?xpacket begin=\"\u{FEFF}\" id=\"W5M0MpCehiHzreSzNTczkc9d\"?>\n\
+<x:xmpmeta xmlns:x=\"adobe:ns:meta/\">\n\
+ <rdf:RDF xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\">\n\
+  <rdf:Description rdf:about=\"\"\n\
+    xmlns:dc=\"http://purl.org/dc/elements/1.1/\"\n\
+    xmlns:xmpRights=\"http://ns.adobe.com/xap/1.0/rights/\"\n\
+    xmlns:plus=\"http://ns.useplus.org/ldf/xmp/1.0/\">\n\
+{props}  </rdf:Description>\n\
+ </rdf:RDF>\n\
+</x:xmpmeta>\n\
+<?xpacket end=\"w\"?>"
+    )
+}
+
+/// A minimal big-endian TIFF structure with IFD0 holding Orientation (when not 1) and
+/// Copyright (when given); `None` when there is nothing to hold.
+pub fn minimal_exif(orientation: u8, copyright: Option<&str>) -> Option<Vec<u8>> {
+    let mut entries: Vec<(u16, u16, u32, Vec<u8>)> = Vec::new();
+    if orientation > 1 && orientation <= 8 {
+        entries.push((0x0112, 3, 1, vec![0, orientation, 0, 0]));
+    }
+    if let Some(c) = copyright {
+        let mut v = c.as_bytes().to_vec();
+        v.push(0);
+        entries.push((0x8298, 2, v.len() as u32, v));
+    }
+    if entries.is_empty() {
+        return None;
+    }
+    let mut out = b"MM\0\x2A\0\0\0\x08".to_vec();
+    let data_start = 8 + 2 + 12 * entries.len() + 4;
+    let mut data = Vec::new();
+    out.extend_from_slice(&(entries.len() as u16).to_be_bytes());
+    for (tag, typ, count, value) in &entries {
+        out.extend_from_slice(&tag.to_be_bytes());
+        out.extend_from_slice(&typ.to_be_bytes());
+        out.extend_from_slice(&count.to_be_bytes());
+        if value.len() <= 4 {
+            let mut v = value.clone();
+            v.resize(4, 0);
+            out.extend_from_slice(&v);
+        } else {
+            out.extend_from_slice(&((data_start + data.len()) as u32).to_be_bytes());
+            data.extend_from_slice(value);
+            if value.len() % 2 == 1 {
+                data.push(0);
+            }
+        }
+    }
+    out.extend_from_slice(&0u32.to_be_bytes());
+    out.extend_from_slice(&data);
+    Some(out)
+}
+
+/// The EXIF orientation of a file (1 when none or unreadable).
+pub fn exif_orientation(bytes: &[u8], format: Format) -> u8 {
+    exif_block(bytes, format)
+        .and_then(image::metadata::Orientation::from_exif_chunk)
+        .map(|o| o.to_exif())
+        .unwrap_or(1)
+}
+
+/// The EXIF block (TIFF structure) of a JPEG, PNG or WebP file.
+pub fn exif_block(bytes: &[u8], format: Format) -> Option<&[u8]> {
+    match format {
+        Format::Jpeg => metadata::jpeg_layout(bytes)
+            .segments
+            .iter()
+            .find(|s| s.marker == 0xE1 && s.data.starts_with(b"Exif\0"))
+            .and_then(|s| s.data.get(6..)),
+        Format::Png => metadata::png_chunks(bytes)
+            .find(|c| &c.kind == b"eXIf")
+            .map(|c| c.data),
+        Format::WebP => metadata::riff_chunks(bytes)
+            .find(|c| &c.id == b"EXIF")
+            .map(|c| c.data.strip_prefix(b"Exif\0\0").unwrap_or(c.data)),
+        _ => None,
+    }
+}
+
+/// Strips a file losslessly. Returns the new bytes.
+pub fn strip(bytes: &[u8], options: &StripOptions) -> Result<Vec<u8>> {
+    let format = codec::sniff(bytes)?;
+    let orientation = if options.keep_orientation {
+        exif_orientation(bytes, format)
+    } else {
+        1
+    };
+    let exif = minimal_exif(orientation, options.rights.as_ref().map(|r| r.notice.as_str()));
+    let xmp = options.rights.as_ref().map(rights_xmp);
+    match format {
+        Format::Jpeg => strip_jpeg(bytes, options.keep_icc, exif.as_deref(), xmp.as_deref()),
+        Format::Png => strip_png(bytes, options.keep_icc, exif.as_deref(), xmp.as_deref()),
+        Format::WebP => strip_webp(bytes, options.keep_icc, exif.as_deref(), xmp.as_deref()),
+        Format::Tiff | Format::Gif => Err(Error::Unsupported(
+            "lossless strip reads JPEG, PNG and WebP; use `protect` for TIFF and GIF (re-encoded as PNG)",
+        )),
+    }
+}
+
+/// Adds the rights packets to a freshly encoded file (which holds no metadata but ICC).
+pub fn add_rights(bytes: Vec<u8>, rights: &Rights) -> Result<Vec<u8>> {
+    let options = StripOptions {
+        keep_icc: true,
+        keep_orientation: false,
+        rights: Some(rights.clone()),
+    };
+    strip(&bytes, &options)
+}
+
+fn damaged(format: Format, why: &str) -> Error {
+    Error::Decode {
+        format,
+        reason: why.to_string(),
+    }
+}
+
+fn jpeg_segment(marker: u8, payload_parts: &[&[u8]]) -> Result<Vec<u8>> {
+    let len: usize = payload_parts.iter().map(|p| p.len()).sum::<usize>() + 2;
+    if len > u16::MAX as usize {
+        return Err(Error::Options(
+            "metadata segment too large for JPEG (64 KB)".into(),
+        ));
+    }
+    let mut out = vec![0xFF, marker];
+    out.extend_from_slice(&(len as u16).to_be_bytes());
+    for p in payload_parts {
+        out.extend_from_slice(p);
+    }
+    Ok(out)
+}
+
+fn strip_jpeg(b: &[u8], keep_icc: bool, exif: Option<&[u8]>, xmp: Option<&str>) -> Result<Vec<u8>> {
+    let layout = metadata::jpeg_layout(b);
+    let end = layout
+        .end
+        .ok_or_else(|| damaged(Format::Jpeg, layout.error.unwrap_or("truncated")))?;
+    let mut out = Vec::with_capacity(b.len());
+    out.extend_from_slice(&b[..2]);
+    let mut inserted = false;
+    let insert = |out: &mut Vec<u8>| -> Result<()> {
+        if let Some(exif) = exif {
+            out.extend(jpeg_segment(0xE1, &[b"Exif\0\0", exif])?);
+        }
+        if let Some(xmp) = xmp {
+            out.extend(jpeg_segment(
+                0xE1,
+                &[b"http://ns.adobe.com/xap/1.0/\0", xmp.as_bytes()],
+            )?);
+        }
+        Ok(())
+    };
+    let mut copied = 2;
+    for seg in &layout.segments {
+        // Whatever lies between segments (entropy-coded data, restart markers) is the picture.
+        out.extend_from_slice(&b[copied..seg.offset]);
+        let seg_end = seg.offset + 4 + seg.data.len();
+        let keep = match classify_jpeg_segment(seg.marker, seg.data) {
+            None => true,
+            Some(Kind::Icc) => keep_icc,
+            Some(_) => false,
+        };
+        let is_jfif = seg.marker == 0xE0 && seg.data.starts_with(b"JFIF\0");
+        if !inserted && !is_jfif {
+            insert(&mut out)?;
+            inserted = true;
+        }
+        if keep {
+            out.extend_from_slice(&b[seg.offset..seg_end]);
+        }
+        copied = seg_end;
+    }
+    if !inserted {
+        insert(&mut out)?;
+    }
+    // Up to and including EOI; anything after it (trailers) is dropped.
+    out.extend_from_slice(&b[copied..end]);
+    Ok(out)
+}
+
+fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 12);
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    out.extend_from_slice(kind);
+    out.extend_from_slice(data);
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(kind);
+    crc.update(data);
+    out.extend_from_slice(&crc.finalize().to_be_bytes());
+    out
+}
+
+/// PNG chunks that make the picture (or how it is shown), kept by a strip.
+const PNG_KEEP: &[&[u8; 4]] = &[
+    b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"sBIT", b"pHYs", b"bKGD",
+    b"acTL", b"fcTL", b"fdAT", b"cICP", b"mDCV", b"cLLI",
+];
+
+fn strip_png(b: &[u8], keep_icc: bool, exif: Option<&[u8]>, xmp: Option<&str>) -> Result<Vec<u8>> {
+    let chunks: Vec<_> = metadata::png_chunks(b).collect();
+    if chunks.last().map(|c| &c.kind) != Some(b"IEND") || chunks.first().map(|c| &c.kind) != Some(b"IHDR") {
+        return Err(damaged(Format::Png, "truncated file (no IEND chunk)"));
+    }
+    let mut out = Vec::with_capacity(b.len());
+    out.extend_from_slice(&b[..8]);
+    for chunk in &chunks {
+        let keep = PNG_KEEP.contains(&&chunk.kind) || (keep_icc && &chunk.kind == b"iCCP");
+        if keep {
+            out.extend_from_slice(&b[chunk.offset..chunk.end]);
+        }
+        if &chunk.kind == b"IHDR" {
+            if let Some(exif) = exif {
+                out.extend(png_chunk(b"eXIf", exif));
+            }
+            if let Some(xmp) = xmp {
+                let mut data = b"XML:com.adobe.xmp\0\0\0\0\0".to_vec();
+                data.extend_from_slice(xmp.as_bytes());
+                out.extend(png_chunk(b"iTXt", &data));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn strip_webp(b: &[u8], keep_icc: bool, exif: Option<&[u8]>, xmp: Option<&str>) -> Result<Vec<u8>> {
+    let chunks: Vec<_> = metadata::riff_chunks(b).collect();
+    let has_image = chunks
+        .iter()
+        .any(|c| matches!(&c.id, b"VP8 " | b"VP8L" | b"ANMF"));
+    if !has_image {
+        return Err(damaged(Format::WebP, "no image data (truncated file?)"));
+    }
+    let icc = chunks
+        .iter()
+        .find(|c| &c.id == b"ICCP")
+        .filter(|_| keep_icc)
+        .map(|c| c.data);
+    let image: Vec<_> = chunks
+        .iter()
+        .filter(|c| matches!(&c.id, b"ANIM" | b"ANMF" | b"ALPH" | b"VP8 " | b"VP8L"))
+        .collect();
+    let vp8x = chunks.iter().find(|c| &c.id == b"VP8X");
+    let extended = icc.is_some()
+        || exif.is_some()
+        || xmp.is_some()
+        || image.iter().any(|c| matches!(&c.id, b"ANIM" | b"ANMF" | b"ALPH"));
+    let mut body = b"WEBP".to_vec();
+    if extended {
+        let mut header = [0u8; 10];
+        match vp8x {
+            Some(v) if v.data.len() >= 10 => {
+                header.copy_from_slice(&v.data[..10]);
+                header[0] &= 0x10 | 0x02; // keep the alpha and animation flags
+            }
+            _ => {
+                let (w, h) = metadata::webp_canvas_size(&chunks)
+                    .ok_or_else(|| damaged(Format::WebP, "no canvas size"))?;
+                header[4..7].copy_from_slice(&(w - 1).to_le_bytes()[..3]);
+                header[7..10].copy_from_slice(&(h - 1).to_le_bytes()[..3]);
+                if image.iter().any(|c| &c.id == b"ALPH") {
+                    header[0] |= 0x10;
+                }
+            }
+        }
+        header[0] |= if icc.is_some() { 0x20 } else { 0 }
+            | if exif.is_some() { 0x08 } else { 0 }
+            | if xmp.is_some() { 0x04 } else { 0 };
+        metadata::push_riff_chunk(&mut body, b"VP8X", &header);
+    }
+    if let Some(icc) = icc {
+        metadata::push_riff_chunk(&mut body, b"ICCP", icc);
+    }
+    for c in image {
+        metadata::push_riff_chunk(&mut body, &c.id, c.data);
+    }
+    if let Some(exif) = exif {
+        metadata::push_riff_chunk(&mut body, b"EXIF", exif);
+    }
+    if let Some(xmp) = xmp {
+        metadata::push_riff_chunk(&mut body, b"XMP ", xmp.as_bytes());
+    }
+    let mut out = Vec::with_capacity(body.len() + 8);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+    Ok(out)
+}
