@@ -517,23 +517,19 @@ fn process_job(
     };
     let out_path = output_path(&job.target, out_format);
     if let Some(out) = &out_path {
-        if let Input::Path(src) = &job.source {
-            if same_file(src, out) {
-                return fail(format!(
-                    "output {} would replace the input; choose another -o",
-                    out.display()
-                ));
-            }
-        }
-        if !claimed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(resolve(out))
-        {
+        // Every output of a plan derives from one mapping, so equal paths are spelled equally.
+        if !claimed.lock().unwrap_or_else(|e| e.into_inner()).insert(out.clone()) {
             return fail(format!("another input already writes {}", out.display()));
         }
-        if options.if_exists != IfExists::Overwrite && fs::symlink_metadata(out).is_ok() {
-            return exists_record(input, out, options.if_exists, bytes.len());
+        if fs::symlink_metadata(out).is_ok() {
+            if let Input::Path(src) = &job.source {
+                if same_file(src, out) {
+                    return fail(format!("output {} would replace the input; choose another -o", out.display()));
+                }
+            }
+            if options.if_exists != IfExists::Overwrite {
+                return exists_record(input, out, options.if_exists, bytes.len());
+            }
         }
     }
     let output = out_path
@@ -646,13 +642,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8], policy: IfExists) -> Result<bool,
         _ => Path::new("."),
     };
     let context = |what: &str, e: io::Error| format!("cannot {what} {}: {}", dir.display(), io_reason(&e));
-    fs::create_dir_all(dir).map_err(|e| context("create folder", e))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".photoshield-")
-        .suffix(".tmp")
-        .permissions(default_permissions())
-        .tempfile_in(dir)
-        .map_err(|e| context("write into", e))?;
+    let builder = || {
+        let mut b = tempfile::Builder::new();
+        b.prefix(".photoshield-").suffix(".tmp").permissions(default_permissions());
+        b
+    };
+    // The folder usually exists already: create it only when the first attempt says so.
+    let mut tmp = match builder().tempfile_in(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::create_dir_all(dir).map_err(|e| context("create folder", e))?;
+            builder().tempfile_in(dir)
+        }
+        other => other,
+    }
+    .map_err(|e| match e.kind() {
+        io::ErrorKind::NotADirectory => context("create folder", e),
+        _ => context("write into", e),
+    })?;
     tmp.write_all(bytes)
         .and_then(|_| tmp.flush())
         .map_err(|e| format!("cannot write {}: {}", path.display(), io_reason(&e)))?;

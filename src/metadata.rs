@@ -279,7 +279,7 @@ pub fn jpeg_layout(b: &[u8]) -> JpegLayout<'_> {
 }
 
 fn memchr_ff(b: &[u8], from: usize) -> Option<usize> {
-    b.get(from..)?.iter().position(|&x| x == 0xFF).map(|p| p + from)
+    memchr::memchr(0xFF, b.get(from..)?).map(|p| p + from)
 }
 
 /// True when the JPEG's structure is whole: every segment in bounds and an end-of-image marker.

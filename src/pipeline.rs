@@ -111,11 +111,9 @@ impl Pipeline {
         };
         let out = strip::strip(bytes, &options)?;
         let output_format = OutputFormat::for_input(format);
-        let kept: Vec<Found> = metadata::scan(&out, format);
-        let removed = metadata::scan(bytes, format)
-            .into_iter()
-            .filter(|f| !(f.kind == Kind::Icc && kept.iter().any(|k| k.kind == Kind::Icc)))
-            .collect();
+        let found = metadata::scan(bytes, format);
+        let icc_kept = o.keep_icc && found.iter().any(|f| f.kind == Kind::Icc);
+        let removed = found.into_iter().filter(|f| !(f.kind == Kind::Icc && icc_kept)).collect();
         let size = codec::dimensions(bytes, format).unwrap_or((0, 0));
         let orientation = strip::exif_orientation(bytes, format);
         let mut notes = Vec::new();
@@ -134,7 +132,7 @@ impl Pipeline {
                 output_size: size,
                 orientation: 1,
                 removed,
-                icc_kept: kept.iter().any(|k| k.kind == Kind::Icc),
+                icc_kept,
                 notes,
             },
         })
