@@ -518,13 +518,20 @@ fn process_job(
     let out_path = output_path(&job.target, out_format);
     if let Some(out) = &out_path {
         // Every output of a plan derives from one mapping, so equal paths are spelled equally.
-        if !claimed.lock().unwrap_or_else(|e| e.into_inner()).insert(out.clone()) {
+        if !claimed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(out.clone())
+        {
             return fail(format!("another input already writes {}", out.display()));
         }
         if fs::symlink_metadata(out).is_ok() {
             if let Input::Path(src) = &job.source {
                 if same_file(src, out) {
-                    return fail(format!("output {} would replace the input; choose another -o", out.display()));
+                    return fail(format!(
+                        "output {} would replace the input; choose another -o",
+                        out.display()
+                    ));
                 }
             }
             if options.if_exists != IfExists::Overwrite {
@@ -644,7 +651,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8], policy: IfExists) -> Result<bool,
     let context = |what: &str, e: io::Error| format!("cannot {what} {}: {}", dir.display(), io_reason(&e));
     let builder = || {
         let mut b = tempfile::Builder::new();
-        b.prefix(".photoshield-").suffix(".tmp").permissions(default_permissions());
+        b.prefix(".photoshield-")
+            .suffix(".tmp")
+            .permissions(default_permissions());
         b
     };
     // The folder usually exists already: create it only when the first attempt says so.

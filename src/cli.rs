@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
 use photoshield::batch::{BatchOptions, Destination, IfExists, Input, Operation};
+use photoshield::perturb::{NoiseKind, Perturb};
 use photoshield::watermark::{NoticeStyle, Position};
 use photoshield::{Options, OutputFormat, Preset};
 
@@ -41,6 +42,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Compare an original with its protected copy: how much the perturbation costs (max
+    /// difference, PSNR, SSIM) and how much of it survives a JPEG q75 re-encode and a 2x
+    /// downscale.
+    Compare(CompareArgs),
     /// Report what identifies a person, a place or a device in each file (exit 1 if anything
     /// does: usable as a gate before an upload).
     #[command(after_long_help = INSPECT_HELP)]
@@ -75,6 +80,15 @@ does not turn sideways.
 Examples:
   photoshield strip IMG_2041.jpg                 writes IMG_2041.protected.jpg beside it
   photoshield strip shoot -o upload --rights \"© {year} Jane Doe\"";
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    pub original: PathBuf,
+    pub protected: PathBuf,
+    /// Print the figures as one JSON record.
+    #[arg(long)]
+    pub json: bool,
+}
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
@@ -344,6 +358,26 @@ pub struct Settings {
     #[arg(long, value_enum, help_heading = "Watermark")]
     pub notice_style: Option<NoticeStyle>,
 
+    /// Experimental adversarial perturbation: low (±4 levels), medium (±8), high (±12) or a
+    /// number of levels 1-16. Measured to disturb off-the-shelf image classifiers; not shown to
+    /// stop face recognition; removable by denoising or upscaling. See the README's figures.
+    #[arg(long, value_name = "LEVEL", value_parser = photoshield::perturb::parse_level, help_heading = "Perturbation")]
+    #[serde(default, deserialize_with = "level_from_toml")]
+    pub perturb: Option<u8>,
+
+    /// Noise field: perlin (structured; default), gabor, or uniform (the random baseline).
+    #[arg(long, value_enum, help_heading = "Perturbation")]
+    pub perturb_kind: Option<NoiseKind>,
+
+    /// Without the perceptual mask: full strength everywhere, also in skies and shadows.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", help_heading = "Perturbation")]
+    pub no_mask: Option<bool>,
+
+    /// Seed of the perturbation; each file's seed mixes in its path relative to the input
+    /// folder, so outputs are reproducible whatever --jobs [default: 0].
+    #[arg(long, help_heading = "Perturbation")]
+    pub seed: Option<u64>,
+
     /// Embed a rights notice: this copyright text (EXIF Copyright, XMP dc:rights), marked
     /// copyrighted, with the IPTC Data Mining property set to "prohibited for AI/ML training".
     /// Tokens as for --text.
@@ -413,6 +447,10 @@ impl Settings {
             notice_style: over.notice_style.or(self.notice_style),
             no_watermark: over.no_watermark.or(self.no_watermark),
             rights: over.rights.or(self.rights),
+            perturb: over.perturb.or(self.perturb),
+            perturb_kind: over.perturb_kind.or(self.perturb_kind),
+            no_mask: over.no_mask.or(self.no_mask),
+            seed: over.seed.or(self.seed),
             creator: over.creator.or(self.creator),
             rights_url: over.rights_url.or(self.rights_url),
         }
@@ -475,6 +513,16 @@ impl Settings {
         if let Some(n) = &self.notice {
             wm.notice = Some(n.clone());
         }
+        if let Some(eps) = self.perturb {
+            options.perturb = Some(Perturb::new(eps));
+        }
+        if let Some(p) = &mut options.perturb {
+            set(&mut p.kind, self.perturb_kind);
+            set(&mut p.seed, self.seed);
+            if let Some(no) = self.no_mask {
+                p.mask = !no;
+            }
+        }
         if let Some(notice) = &self.rights {
             options.rights = Some(photoshield::strip::Rights {
                 notice: notice.clone(),
@@ -526,6 +574,23 @@ fn load_config(path: &Path) -> anyhow::Result<Settings> {
     let settings: Settings =
         toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))?;
     Ok(settings.relative_to(path.parent().unwrap_or(Path::new("."))))
+}
+
+/// `perturb = "medium"` or `perturb = 6` in the config file.
+fn level_from_toml<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Level {
+        Name(String),
+        Number(u8),
+    }
+    let text = match Level::deserialize(d)? {
+        Level::Name(s) => s,
+        Level::Number(n) => n.to_string(),
+    };
+    photoshield::perturb::parse_level(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 fn set<T>(field: &mut T, value: Option<T>) {

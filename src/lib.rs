@@ -14,11 +14,13 @@
 
 pub mod batch;
 pub mod codec;
+pub mod compare;
 pub mod error;
 pub mod inspect;
 pub mod metadata;
 pub mod options;
 pub mod orient;
+pub mod perturb;
 pub mod pipeline;
 pub mod pixels;
 pub mod resize;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use cli::{Cli, Command, InspectArgs, ProtectPlan};
+use cli::{Cli, Command, CompareArgs, InspectArgs, ProtectPlan};
 use photoshield::batch::{self, FileRecord, Status, Summary};
 use photoshield::Pipeline;
 
@@ -40,9 +40,17 @@ fn main() -> ExitCode {
             )
         }),
         Command::Inspect(args) => inspect(args),
+        Command::Compare(args) => compare(args),
     };
     match result {
         Ok(code) => code,
+        // A closed pipe (`photoshield inspect --json | head -1`) is the reader's choice.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("Error: {e:#}");
             ExitCode::from(2)
@@ -90,7 +98,14 @@ fn run_batch(plan_args: ProtectPlan, args: Ui) -> anyhow::Result<ExitCode> {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{line}");
         } else if args.dry_run && r.status == Status::WouldWrite && !args.quiet {
-            progress.suspend(|| println!("{} -> {}", r.input, r.output.as_deref().unwrap_or("")));
+            progress.suspend(|| {
+                let _ = writeln!(
+                    std::io::stdout().lock(),
+                    "{} -> {}",
+                    r.input,
+                    r.output.as_deref().unwrap_or("")
+                );
+            });
         }
         let show = match r.status {
             Status::Failed => true,
@@ -122,7 +137,7 @@ fn run_batch(plan_args: ProtectPlan, args: Ui) -> anyhow::Result<ExitCode> {
 fn print_summary(s: &Summary, args: &Ui) {
     if args.json {
         let line = serde_json::json!({ "summary": s });
-        println!("{line}");
+        let _ = writeln!(std::io::stdout().lock(), "{line}");
     }
     if args.quiet && s.failed == 0 {
         return;
@@ -218,4 +233,36 @@ fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `compare`: quality cost and durability of a protected copy.
+fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    let load = |path: &std::path::Path| -> anyhow::Result<photoshield::Pixels> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), batch::io_reason(&e)))?;
+        photoshield::compare::load(&bytes).with_context(|| path.display().to_string())
+    };
+    let (a, b) = (load(&args.original)?, load(&args.protected)?);
+    let c = photoshield::compare::compare(&a, &b)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string(&c)?)?;
+    } else {
+        writeln!(out, "size                     {}x{}", c.width, c.height)?;
+        writeln!(out, "max abs difference       {} levels", c.max_abs_diff)?;
+        writeln!(out, "PSNR                     {:.2} dB", c.psnr_db)?;
+        writeln!(out, "SSIM (luminance)         {:.4}", c.ssim)?;
+        writeln!(
+            out,
+            "after JPEG q75           correlation {:.3}, energy kept {:.2}",
+            c.jpeg75_correlation, c.jpeg75_energy_kept
+        )?;
+        writeln!(
+            out,
+            "after 2x downscale       energy kept {:.2}",
+            c.downscale2x_energy_kept
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::OutputFormat;
 use crate::error::{Error, Result};
+use crate::perturb::Perturb;
 use crate::strip::Rights;
 use crate::watermark::Watermark;
 
@@ -30,6 +31,8 @@ pub struct Options {
     pub background: [u8; 3],
     /// Visible watermark, logo and notice. Default: none drawn.
     pub watermark: Watermark,
+    /// The adversarial perturbation, applied after the watermark. Default: none.
+    pub perturb: Option<Perturb>,
     /// A rights notice written into the output's metadata (the only metadata photoshield
     /// writes besides the colour profile). `{year}`/`{date}` tokens are expanded.
     /// Default: none.
@@ -50,6 +53,7 @@ impl Default for Options {
             background: [255, 255, 255],
             watermark: Watermark::default(),
             rights: None,
+            perturb: None,
             today: None,
         }
     }
@@ -73,6 +77,9 @@ impl Options {
         }
         if self.max_size == Some(0) {
             return Err(Error::Options("max size must be at least 1 pixel".into()));
+        }
+        if let Some(p) = &self.perturb {
+            p.validate()?;
         }
         if self.max_pixels == 0 {
             return Err(Error::Options("the pixel limit must be above 0".into()));

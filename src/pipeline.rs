@@ -7,8 +7,12 @@ use crate::codec::{self, DecodeLimits, EncodeSettings, Format, OutputFormat};
 use crate::error::Result;
 use crate::metadata::{self, Found, Kind};
 use crate::options::Options;
+use crate::perturb;
 use crate::pixels::Layout;
 use crate::strip::{self, Rights, StripOptions};
+
+/// Below this JPEG/WebP quality the encoder smooths much of a ±4 perturbation away.
+pub const MIN_PERTURB_QUALITY: u8 = 85;
 use crate::watermark::{self, Renderer, Tokens};
 use crate::{orient, resize};
 
@@ -113,7 +117,10 @@ impl Pipeline {
         let output_format = OutputFormat::for_input(format);
         let found = metadata::scan(bytes, format);
         let icc_kept = o.keep_icc && found.iter().any(|f| f.kind == Kind::Icc);
-        let removed = found.into_iter().filter(|f| !(f.kind == Kind::Icc && icc_kept)).collect();
+        let removed = found
+            .into_iter()
+            .filter(|f| !(f.kind == Kind::Icc && icc_kept))
+            .collect();
         let size = codec::dimensions(bytes, format).unwrap_or((0, 0));
         let orientation = strip::exif_orientation(bytes, format);
         let mut notes = Vec::new();
@@ -190,6 +197,17 @@ impl Pipeline {
             let filename = ctx.name.rsplit('/').next().unwrap_or(ctx.name);
             pixels = renderer.apply(pixels, &Tokens { date, filename })?;
         }
+        // 7. Perturb, after the last change of size and content.
+        let mut quality = o.quality;
+        if let Some(p) = &o.perturb {
+            perturb::apply(&mut pixels, p, perturb::file_seed(p.seed, ctx.name));
+            if quality < MIN_PERTURB_QUALITY && self.output_format(format) != OutputFormat::Png {
+                quality = MIN_PERTURB_QUALITY;
+                notes.push(format!(
+                    "quality raised to {MIN_PERTURB_QUALITY} so the encoder keeps the perturbation"
+                ));
+            }
+        }
         // 9. Encode.
         let output_format = self.output_format(format);
         if output_format == OutputFormat::Jpeg && pixels.layout == Layout::Rgba8 {
@@ -200,7 +218,7 @@ impl Pipeline {
         }
         let settings = EncodeSettings {
             format: output_format,
-            quality: o.quality,
+            quality,
         };
         let mut out = codec::encode(&pixels, settings, icc.as_deref())?;
         // 8. Rights notice, into the fresh container.
