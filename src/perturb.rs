@@ -281,8 +281,8 @@ impl Mask {
             .iter()
             .zip(&texture)
             .map(|(&m, &t)| {
-                let luminance = (0.3 + 0.7 * m / 96.0).clamp(0.3, 1.0);
-                let contrast = (0.35 + t / 12.0).clamp(0.35, 1.0);
+                let luminance = (0.45 + 0.55 * m / 64.0).clamp(0.45, 1.0);
+                let contrast = (0.6 + t / 10.0).clamp(0.6, 1.0);
                 luminance * contrast
             })
             .collect();
