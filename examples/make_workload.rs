@@ -1,5 +1,5 @@
-//! Writes N photo-like 4000x3000 JPEGs (q92, 4:2:0; every fourth stored with orientation 6)
-//! for the comparison script: `cargo run --release --example make_workload -- DIR N`.
+//! Writes N photo-like JPEGs (q92, 4:2:0; every fourth stored with orientation 6), 4000x3000
+//! unless told otherwise: `cargo run --release --example make_workload -- DIR N [WIDTH HEIGHT]`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -11,8 +11,9 @@ fn main() {
     let dir = std::path::PathBuf::from(args.get(1).expect("usage: make_workload DIR N"));
     let n: u32 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(16);
     std::fs::create_dir_all(&dir).unwrap();
+    let w: u32 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(4000);
+    let h: u32 = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(3000);
     (0..n).into_par_iter().for_each(|i| {
-        let (w, h) = (4000, 3000);
         let upright = common::landscape(w, h, 100 + i);
         let orientation = if i % 4 == 3 { 6 } else { 1 };
         let (stored, sw, sh) = common::store_for_orientation(&upright, w, h, orientation);
