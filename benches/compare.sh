@@ -102,9 +102,9 @@ echo "full pipeline vs libvips:               $(ratio "$(get "libvips + text + n
 echo "lossless strip vs exiftool:             $(ratio "$(get "exiftool -all= (1 process)")" "$(get "photoshield strip (lossless, 1 job)")")x faster (goal >= 5)"
 
 # One photo, process start to exit, against decode+encode of that photo (also a whole process).
-hyperfine -N -w 2 -r 10 --export-json "$work/one.json" \
+hyperfine -w 2 -r 10 --export-json "$work/one.json" \
   "$ex/codec_limit $work/one 1" \
-  "$ps protect -q --no-config --if-exists overwrite --text '$text' --perturb low $work/one/photo_003.jpg -o $work/one.out.jpg" >/dev/null
+  "$ps protect -q --no-config --if-exists overwrite --text 'Jane Doe' --perturb low $work/one/photo_003.jpg -o $work/one.out.jpg" >/dev/null
 "$work/venv/bin/python" - "$work/one.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["results"]

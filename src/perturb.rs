@@ -94,10 +94,14 @@ pub fn file_seed(seed: u64, name: &str) -> u64 {
     mix(seed ^ mix(h))
 }
 
-/// Lattice step of the coarse evaluation, in pixels.
-const STEP: usize = 4;
 /// Mask blocks, in pixels.
-const BLOCK: usize = 4;
+const BLOCK: usize = 8;
+
+/// Lattice step of the smooth field for an image whose shorter side is `short`: an eighth of the
+/// finest Perlin octave's period (0.025 x the side) or of the Gabor wavelength, 2 to 32 pixels.
+fn lattice_step(short: usize) -> usize {
+    (short / 320).clamp(2, 32)
+}
 
 /// Unit gradients for Perlin noise (16 directions).
 const GRADIENTS: [(f32, f32); 16] = {
@@ -139,7 +143,10 @@ fn perlin(seed: u64, x: f32, y: f32) -> f32 {
     let (fx, fy) = (x - x0, y - y0);
     let (ix, iy) = (x0 as i64, y0 as i64);
     let grad = |gx: i64, gy: i64, dx: f32, dy: f32| {
-        let (a, b) = GRADIENTS[(hash3(seed, gx as u64, gy as u64) & 15) as usize];
+        let h = mix(seed
+            ^ (gx as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ (gy as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F));
+        let (a, b) = GRADIENTS[(h & 15) as usize];
         a * dx + b * dy
     };
     let n00 = grad(ix, iy, fx, fy);
@@ -152,73 +159,29 @@ fn perlin(seed: u64, x: f32, y: f32) -> f32 {
     (a + v * (b - a)) * std::f32::consts::SQRT_2
 }
 
-/// The smooth field, sampled every [`STEP`] pixels: `gw` x `gh` values.
-struct Lattice {
+/// Values on a lattice every `step` pixels, interpolated bilinearly in between.
+struct Grid {
+    step: usize,
     gw: usize,
     values: Vec<f32>,
+    /// k / step for k in 0..step: the horizontal and vertical weights.
+    weights: Vec<f32>,
 }
 
-impl Lattice {
-    fn build(kind: NoiseKind, seed: u64, width: usize, height: usize) -> Lattice {
-        let (gw, gh) = (width / STEP + 2, height / STEP + 2);
-        let short = width.min(height).max(1) as f32;
-        let mut values = vec![0.0f32; gw * gh];
-        match kind {
-            NoiseKind::Perlin => {
-                let period = 0.2 * short;
-                values.par_chunks_mut(gw).enumerate().for_each(|(gy, row)| {
-                    for (gx, v) in row.iter_mut().enumerate() {
-                        let (px, py) = ((gx * STEP) as f32, (gy * STEP) as f32);
-                        let (mut sum, mut amp, mut freq) = (0.0, 1.0, 1.0 / period);
-                        for octave in 0..4u64 {
-                            sum += amp * perlin(seed ^ (octave << 56), px * freq, py * freq);
-                            amp *= 0.5;
-                            freq *= 2.0;
-                        }
-                        *v = sum;
-                    }
-                });
-            }
-            NoiseKind::Gabor => {
-                // Kernels of radius r on a grid of r-sized cells, a few random impulses per cell.
-                let r = (0.04 * short).max(4.0);
-                let wavelength = 0.02 * short;
-                let impulses = 4u64;
-                values.par_chunks_mut(gw).enumerate().for_each(|(gy, row)| {
-                    for (gx, v) in row.iter_mut().enumerate() {
-                        let (px, py) = ((gx * STEP) as f32, (gy * STEP) as f32);
-                        let (cx, cy) = ((px / r).floor() as i64, (py / r).floor() as i64);
-                        let mut sum = 0.0f32;
-                        for ny in cy - 1..=cy + 1 {
-                            for nx in cx - 1..=cx + 1 {
-                                for k in 0..impulses {
-                                    let h = hash3(seed, (nx as u64) << 32 ^ ny as u32 as u64, k);
-                                    let ix = (nx as f32 + (h & 0xFFFF) as f32 / 65536.0) * r;
-                                    let iy = (ny as f32 + ((h >> 16) & 0xFFFF) as f32 / 65536.0) * r;
-                                    let (dx, dy) = (px - ix, py - iy);
-                                    let d2 = (dx * dx + dy * dy) / (r * r);
-                                    if d2 >= 1.0 {
-                                        continue;
-                                    }
-                                    let angle = ((h >> 32) & 0xFFFF) as f32 / 65536.0 * std::f32::consts::TAU;
-                                    let weight = if (h >> 63) == 1 { 1.0 } else { -1.0 };
-                                    let phase = (dx * angle.cos() + dy * angle.sin()) / wavelength;
-                                    sum += weight * (-4.0 * d2).exp() * (std::f32::consts::TAU * phase).cos();
-                                }
-                            }
-                        }
-                        *v = sum;
-                    }
-                });
-            }
-            NoiseKind::Uniform => {}
+impl Grid {
+    fn new(step: usize, gw: usize, values: Vec<f32>) -> Grid {
+        let weights = (0..step).map(|k| k as f32 / step as f32).collect();
+        Grid {
+            step,
+            gw,
+            values,
+            weights,
         }
-        Lattice { gw, values }
     }
 
-    /// The field along row `y`, interpolated vertically at every lattice column.
+    /// The lattice row interpolated vertically at pixel row `y`.
     fn row(&self, y: usize, out: &mut [f32]) {
-        let (gy, fy) = (y / STEP, (y % STEP) as f32 / STEP as f32);
+        let (gy, fy) = (y / self.step, self.weights[y % self.step]);
         let (a, b) = (
             &self.values[gy * self.gw..(gy + 1) * self.gw],
             &self.values[(gy + 1) * self.gw..(gy + 2) * self.gw],
@@ -227,101 +190,161 @@ impl Lattice {
             *o = p + fy * (q - p);
         }
     }
-}
 
-/// Per-block amplitude in 1/256ths of ε (0..=256), from a just-noticeable-difference model:
-/// luminance masking (less in dark areas, where the binary pattern shows) times texture
-/// masking (more where local contrast hides it, less in flat skies and walls).
-struct Mask {
-    bw: usize,
-    values: Vec<f32>,
-}
-
-impl Mask {
-    fn build(pixels: &Pixels) -> Mask {
-        let (w, h, ch) = (pixels.width as usize, pixels.height as usize, pixels.channels());
-        let (bw, bh) = (w.div_ceil(BLOCK) + 1, h.div_ceil(BLOCK) + 1);
-        let luma = |x: usize, y: usize| -> i32 {
-            let p = &pixels.data[(y * w + x) * ch..];
-            (77 * p[0] as i32 + 150 * p[1] as i32 + 29 * p[2] as i32) >> 8
-        };
-        // Block means of luminance and of absolute gradient.
-        let mut mean = vec![0.0f32; bw * bh];
-        let mut texture = vec![0.0f32; bw * bh];
-        mean.par_chunks_mut(bw)
-            .zip(texture.par_chunks_mut(bw))
-            .enumerate()
-            .for_each(|(by, (m_row, t_row))| {
-                let (y0, y1) = (by * BLOCK, ((by + 1) * BLOCK).min(h));
-                for bx in 0..bw {
-                    let (x0, x1) = (bx * BLOCK, ((bx + 1) * BLOCK).min(w));
-                    let (mut s, mut t, mut n) = (0i32, 0i32, 0i32);
-                    for y in y0..y1 {
-                        for x in x0..x1 {
-                            let v = luma(x, y);
-                            s += v;
-                            if x + 1 < w {
-                                t += (luma(x + 1, y) - v).abs();
-                            }
-                            if y + 1 < h {
-                                t += (luma(x, y + 1) - v).abs();
-                            }
-                            n += 1;
-                        }
-                    }
-                    if n > 0 {
-                        m_row[bx] = s as f32 / n as f32;
-                        t_row[bx] = t as f32 / n as f32;
-                    }
-                }
-            });
-        let mean = box3(&mean, bw, bh);
-        let texture = box3(&texture, bw, bh);
-        let values = mean
-            .iter()
-            .zip(&texture)
-            .map(|(&m, &t)| {
-                let luminance = (0.45 + 0.55 * m / 64.0).clamp(0.45, 1.0);
-                let contrast = (0.6 + t / 10.0).clamp(0.6, 1.0);
-                luminance * contrast
-            })
-            .collect();
-        Mask { bw, values }
+    /// One pixel of a row from [`Grid::row`].
+    #[inline(always)]
+    fn at(&self, row: &[f32], x: usize) -> f32 {
+        let (gx, fx) = (x / self.step, self.weights[x % self.step]);
+        row[gx] + fx * (row[gx + 1] - row[gx])
     }
 
-    fn row(&self, y: usize, out: &mut [f32]) {
-        // Block centres sit at BLOCK/2; interpolate between the two nearest block rows.
-        let fy = (y as f32 - (BLOCK as f32 - 1.0) / 2.0) / BLOCK as f32;
-        let by = fy.floor().max(0.0) as usize;
-        let t = (fy - by as f32).clamp(0.0, 1.0);
-        let by1 = (by + 1).min(self.values.len() / self.bw - 1);
-        let (a, b) = (
-            &self.values[by * self.bw..(by + 1) * self.bw],
-            &self.values[by1 * self.bw..(by1 + 1) * self.bw],
-        );
-        for ((o, &p), &q) in out.iter_mut().zip(a).zip(b) {
-            *o = p + t * (q - p);
+    /// A whole row of pixels from [`Grid::row`], cell by cell (no division per pixel); the same
+    /// arithmetic as [`Grid::at`].
+    fn expand(&self, row: &[f32], out: &mut [f32]) {
+        for (cell, chunk) in out.chunks_mut(self.step).enumerate() {
+            let (a, d) = (row[cell], row[cell + 1] - row[cell]);
+            for (o, &fx) in chunk.iter_mut().zip(&self.weights) {
+                *o = a + fx * d;
+            }
         }
     }
 }
 
-/// 3x3 box filter of a `w` x `h` map, clamped at the edges.
-fn box3(v: &[f32], w: usize, h: usize) -> Vec<f32> {
-    let mut out = vec![0.0; v.len()];
-    for y in 0..h {
-        for x in 0..w {
-            let mut s = 0.0;
-            let mut n = 0.0;
-            for yy in y.saturating_sub(1)..(y + 2).min(h) {
-                for xx in x.saturating_sub(1)..(x + 2).min(w) {
-                    s += v[yy * w + xx];
+/// The smooth noise field of an image.
+fn noise_grid(kind: NoiseKind, seed: u64, width: usize, height: usize) -> Grid {
+    let short = width.min(height).max(1);
+    let step = lattice_step(short);
+    let (gw, gh) = (width / step + 2, height / step + 2);
+    let short = short as f32;
+    let mut values = vec![0.0f32; gw * gh];
+    match kind {
+        NoiseKind::Perlin => {
+            let period = 0.2 * short;
+            values.par_chunks_mut(gw).enumerate().for_each(|(gy, row)| {
+                for (gx, v) in row.iter_mut().enumerate() {
+                    let (px, py) = ((gx * step) as f32, (gy * step) as f32);
+                    let (mut sum, mut amp, mut freq) = (0.0, 1.0, 1.0 / period);
+                    for octave in 0..4u64 {
+                        sum += amp * perlin(seed ^ (octave << 56), px * freq, py * freq);
+                        amp *= 0.5;
+                        freq *= 2.0;
+                    }
+                    *v = sum;
+                }
+            });
+        }
+        NoiseKind::Gabor => {
+            // Kernels of radius r on a grid of r-sized cells, a few random impulses per cell.
+            let r = (0.04 * short).max(4.0);
+            let wavelength = 0.02 * short;
+            let impulses = 4u64;
+            values.par_chunks_mut(gw).enumerate().for_each(|(gy, row)| {
+                for (gx, v) in row.iter_mut().enumerate() {
+                    let (px, py) = ((gx * step) as f32, (gy * step) as f32);
+                    let (cx, cy) = ((px / r).floor() as i64, (py / r).floor() as i64);
+                    let mut sum = 0.0f32;
+                    for ny in cy - 1..=cy + 1 {
+                        for nx in cx - 1..=cx + 1 {
+                            for k in 0..impulses {
+                                let h = hash3(seed, (nx as u64) << 32 ^ ny as u32 as u64, k);
+                                let ix = (nx as f32 + (h & 0xFFFF) as f32 / 65536.0) * r;
+                                let iy = (ny as f32 + ((h >> 16) & 0xFFFF) as f32 / 65536.0) * r;
+                                let (dx, dy) = (px - ix, py - iy);
+                                let d2 = (dx * dx + dy * dy) / (r * r);
+                                if d2 >= 1.0 {
+                                    continue;
+                                }
+                                let angle = ((h >> 32) & 0xFFFF) as f32 / 65536.0 * std::f32::consts::TAU;
+                                let weight = if (h >> 63) == 1 { 1.0 } else { -1.0 };
+                                let phase = (dx * angle.cos() + dy * angle.sin()) / wavelength;
+                                sum += weight * (-4.0 * d2).exp() * (std::f32::consts::TAU * phase).cos();
+                            }
+                        }
+                    }
+                    *v = sum;
+                }
+            });
+        }
+        NoiseKind::Uniform => {}
+    }
+    Grid::new(step, gw, values)
+}
+
+/// The perceptual mask: amplitude factors (0..1) at the corners of 8x8 blocks, from a
+/// just-noticeable-difference model: luminance masking (less in dark areas, where the binary
+/// pattern shows) times texture masking (more where local contrast hides it, less in flat
+/// skies and walls).
+fn mask_grid(pixels: &Pixels) -> Grid {
+    let (w, h, ch) = (pixels.width as usize, pixels.height as usize, pixels.channels());
+    let (bw, bh) = (w.div_ceil(BLOCK), h.div_ceil(BLOCK));
+    let stride = w * ch;
+    let luma_row = |y: usize, out: &mut [i32]| {
+        let row = &pixels.data[y * stride..(y + 1) * stride];
+        let luma = |p: &[u8]| (77 * p[0] as i32 + 150 * p[1] as i32 + 29 * p[2] as i32) >> 8;
+        match ch {
+            3 => out
+                .iter_mut()
+                .zip(row.as_chunks::<3>().0)
+                .for_each(|(l, p)| *l = luma(p)),
+            _ => out
+                .iter_mut()
+                .zip(row.as_chunks::<4>().0)
+                .for_each(|(l, p)| *l = luma(p)),
+        }
+    };
+    // Per block: mean luminance and mean absolute gradient (to the right, and to the row two
+    // below), over every other row: block statistics do not need every row, and this halves
+    // the cost of the mask.
+    let mut factor = vec![0.0f32; bw * bh];
+    factor.par_chunks_mut(bw).enumerate().for_each(|(by, out)| {
+        let (y0, y1) = (by * BLOCK, ((by + 1) * BLOCK).min(h));
+        let (mut sum, mut tex) = (vec![0i32; bw], vec![0i32; bw]);
+        let (mut cur, mut next) = (vec![0i32; w], vec![0i32; w]);
+        luma_row(y0, &mut cur);
+        let mut rows = 0;
+        for y in (y0..y1).step_by(2) {
+            if y + 2 < h {
+                luma_row(y + 2, &mut next);
+            } else {
+                next.copy_from_slice(&cur);
+            }
+            for (b, (s, t)) in sum.iter_mut().zip(tex.iter_mut()).enumerate() {
+                let (x0, x1) = (b * BLOCK, ((b + 1) * BLOCK).min(w));
+                let (c, n) = (&cur[x0..x1], &next[x0..x1]);
+                *s += c.iter().sum::<i32>();
+                *t += c.iter().zip(n).map(|(a, b)| (a - b).abs()).sum::<i32>() / 2;
+                *t += cur[x0..(x1 + 1).min(w)]
+                    .windows(2)
+                    .map(|p| (p[1] - p[0]).abs())
+                    .sum::<i32>();
+            }
+            rows += 1;
+            std::mem::swap(&mut cur, &mut next);
+        }
+        for (b, o) in out.iter_mut().enumerate() {
+            let n = (((b + 1) * BLOCK).min(w) - b * BLOCK) * rows;
+            let (m, t) = (sum[b] as f32 / n as f32, tex[b] as f32 / n as f32);
+            let luminance = (0.45 + 0.55 * m / 64.0).clamp(0.45, 1.0);
+            let contrast = (0.6 + t / 10.0).clamp(0.6, 1.0);
+            *o = luminance * contrast;
+        }
+    });
+    // Corner values: the mean of the (up to four) blocks around each corner, which also smooths.
+    let (gw, gh) = (bw + 2, bh + 2);
+    let mut values = vec![0.0f32; gw * gh];
+    for gy in 0..gh {
+        for gx in 0..gw {
+            let (mut s, mut n) = (0.0, 0.0);
+            for by in gy.saturating_sub(1)..gy.min(bh) {
+                for bx in gx.saturating_sub(1)..gx.min(bw) {
+                    s += factor[by * bw + bx];
                     n += 1.0;
                 }
             }
-            out[y * w + x] = s / n;
+            values[gy * gw + gx] = if n > 0.0 { s / n } else { 1.0 };
         }
     }
-    out
+    Grid::new(BLOCK, gw, values)
 }
 
 /// Everything the per-pixel kernel needs, built once per image.
@@ -329,8 +352,8 @@ struct Field {
     kind: NoiseKind,
     epsilon: f32,
     seed: u64,
-    lattice: Lattice,
-    mask: Option<Mask>,
+    noise: Grid,
+    mask: Option<Grid>,
 }
 
 impl Field {
@@ -340,21 +363,19 @@ impl Field {
             kind: settings.kind,
             epsilon: settings.epsilon as f32,
             seed,
-            lattice: Lattice::build(settings.kind, seed, w, h),
-            mask: settings.mask.then(|| Mask::build(pixels)),
+            noise: noise_grid(settings.kind, seed, w, h),
+            mask: settings.mask.then(|| mask_grid(pixels)),
         }
     }
 
-    /// The signed offset for pixel x of a row, given the row's interpolated lattice values.
+    /// ±1 from a field value: for Perlin, sign(sin(16·π·n)), which is +1 exactly when
+    /// frac(8n) < 1/2, i.e. when floor(16n) is even (no transcendental, no libm call per
+    /// pixel; the offset keeps the truncation a floor); for Gabor, the sign of n.
     #[inline(always)]
-    fn sign(kind: NoiseKind, n_row: &[f32], x: usize) -> f32 {
-        let (gx, fx) = (x / STEP, (x % STEP) as f32 / STEP as f32);
-        let n = n_row[gx] + fx * (n_row[gx + 1] - n_row[gx]);
-        match kind {
-            // sign(sin(16·π·n)) = +1 when frac(8n) < 1/2: no transcendental per pixel.
+    fn sign(&self, n: f32) -> f32 {
+        match self.kind {
             NoiseKind::Perlin => {
-                let t = 8.0 * n;
-                if t - t.floor() < 0.5 {
+                if ((16.0 * n + 4096.0) as i32) & 1 == 0 {
                     1.0
                 } else {
                     -1.0
@@ -370,43 +391,78 @@ impl Field {
         }
     }
 
+    /// The uniform baseline's offset for channel `c` of pixel (x, y), scaled by `scale`.
     #[inline(always)]
-    fn amplitude(&self, a_row: &[f32], x: usize) -> f32 {
-        match &self.mask {
-            None => self.epsilon,
-            Some(_) => {
-                let fx = (x as f32 - (BLOCK as f32 - 1.0) / 2.0) / BLOCK as f32;
-                let bx = fx.floor().max(0.0) as usize;
-                let t = (fx - bx as f32).clamp(0.0, 1.0);
-                let a = a_row[bx] + t * (a_row[bx + 1] - a_row[bx]);
-                self.epsilon * a
-            }
+    fn uniform(&self, x: usize, y: usize, c: usize, scale: f32) -> i16 {
+        let h = mix(self.seed ^ ((y as u64) << 32 | x as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let span = 2 * self.epsilon as u64 + 1;
+        let r = (((h >> (c * 16)) & 0xFFFF) * span) >> 16;
+        round_small((r as f32 - self.epsilon) * scale)
+    }
+}
+
+/// Rounds an offset within ±16 to the nearest integer (halves up) without a libm call.
+#[inline(always)]
+fn round_small(x: f32) -> i16 {
+    ((x + 16.5) as i32 - 16) as i16
+}
+
+/// Row buffers of one worker.
+struct Rows {
+    noise: Vec<f32>,
+    mask: Vec<f32>,
+    n: Vec<f32>,
+    a: Vec<f32>,
+    offset: Vec<i16>,
+}
+
+impl Rows {
+    fn new(field: &Field, width: usize) -> Rows {
+        Rows {
+            noise: vec![0.0; field.noise.gw],
+            mask: vec![0.0; field.mask.as_ref().map_or(0, |m| m.gw)],
+            n: vec![0.0; width],
+            a: vec![0.0; width],
+            offset: vec![0; width],
         }
     }
+}
 
-    /// Perturbs one row of pixels (`ch` channels) in place.
-    fn apply_row(&self, y: usize, row: &mut [u8], ch: usize, n_row: &mut [f32], a_row: &mut [f32]) {
+impl Field {
+    /// Perturbs row `y` (`ch` channels per pixel) in place.
+    fn apply_row(&self, y: usize, row: &mut [u8], ch: usize, r: &mut Rows) {
+        let width = r.n.len();
+        if let Some(mask) = &self.mask {
+            mask.row(y, &mut r.mask);
+            mask.expand(&r.mask, &mut r.a);
+        }
         if self.kind == NoiseKind::Uniform {
-            let span = 2 * self.epsilon as u64 + 1;
             for (x, px) in row.chunks_exact_mut(ch).enumerate() {
-                let h = hash3(self.seed, x as u64, y as u64);
-                let scale = match &self.mask {
-                    Some(_) => self.amplitude(a_row, x) / self.epsilon,
-                    None => 1.0,
-                };
+                let scale = if self.mask.is_some() { r.a[x] } else { 1.0 };
                 for (c, v) in px[..3].iter_mut().enumerate() {
-                    let r = ((h >> (c * 16)) & 0xFFFF) * span >> 16;
-                    let offset = ((r as f32 - self.epsilon) * scale).round() as i32;
-                    *v = (*v as i32 + offset).clamp(0, 255) as u8;
+                    *v = (*v as i16 + self.uniform(x, y, c, scale)).clamp(0, 255) as u8;
                 }
             }
             return;
         }
-        self.lattice.row(y, n_row);
-        for (x, px) in row.chunks_exact_mut(ch).enumerate() {
-            let offset = (Self::sign(self.kind, n_row, x) * self.amplitude(a_row, x)).round() as i32;
+        self.noise.row(y, &mut r.noise);
+        self.noise.expand(&r.noise, &mut r.n);
+        let eps = self.epsilon;
+        match &self.mask {
+            Some(_) => {
+                for x in 0..width {
+                    r.offset[x] = round_small(self.sign(r.n[x]) * (eps * r.a[x]));
+                }
+            }
+            None => {
+                for x in 0..width {
+                    r.offset[x] = (self.sign(r.n[x]) * eps) as i16;
+                }
+            }
+        }
+        for (px, &o) in row.chunks_exact_mut(ch).zip(&r.offset) {
             for v in &mut px[..3] {
-                *v = (*v as i32 + offset).clamp(0, 255) as u8;
+                *v = (*v as i16 + o).clamp(0, 255) as u8;
             }
         }
     }
@@ -419,61 +475,48 @@ pub fn apply(pixels: &mut Pixels, settings: &Perturb, seed: u64) {
     let (w, ch) = (pixels.width as usize, pixels.channels());
     let stride = w * ch;
     let rows_per_band = 32;
-    let gw = field.lattice.gw;
-    let bw = field.mask.as_ref().map_or(1, |m| m.bw);
     pixels
         .data
         .par_chunks_mut(stride * rows_per_band)
         .enumerate()
         .for_each(|(band, rows)| {
-            let mut n_row = vec![0.0f32; gw];
-            let mut a_row = vec![0.0f32; bw];
+            let mut buffers = Rows::new(&field, w);
             for (i, row) in rows.chunks_exact_mut(stride).enumerate() {
-                let y = band * rows_per_band + i;
-                if let Some(mask) = &field.mask {
-                    mask.row(y, &mut a_row);
-                }
-                field.apply_row(y, row, ch, &mut n_row, &mut a_row);
+                field.apply_row(band * rows_per_band + i, row, ch, &mut buffers);
             }
         });
 }
 
-/// The plain reference of [`apply`]: pixel by pixel, the field interpolated in two dimensions
-/// directly from the lattice and the mask, no row buffers, no threads.
+/// The plain reference of [`apply`]: pixel by pixel, each value interpolated on its own from
+/// the lattices, no row buffers shared between pixels, no threads.
 pub fn apply_reference(pixels: &mut Pixels, settings: &Perturb, seed: u64) {
     let field = Field::new(pixels, settings, seed);
     let (w, h, ch) = (pixels.width as usize, pixels.height as usize, pixels.channels());
-    let mut n_row = vec![0.0f32; field.lattice.gw];
-    let mut a_row = vec![0.0f32; field.mask.as_ref().map_or(1, |m| m.bw)];
+    let mut noise_row = vec![0.0f32; field.noise.gw];
+    let mut mask_row = vec![0.0f32; field.mask.as_ref().map_or(0, |m| m.gw)];
     for y in 0..h {
         for x in 0..w {
-            // Recompute the row buffers for every pixel: slow on purpose, independent of bands.
-            field.lattice.row(y, &mut n_row);
-            if let Some(mask) = &field.mask {
-                mask.row(y, &mut a_row);
-            }
+            let a = match &field.mask {
+                Some(mask) => {
+                    mask.row(y, &mut mask_row);
+                    Some(mask.at(&mask_row, x))
+                }
+                None => None,
+            };
             let i = (y * w + x) * ch;
-            let mut one = pixels.data[i..i + ch].to_vec();
-            if field.kind == NoiseKind::Uniform {
-                let h = hash3(seed, x as u64, y as u64);
-                let span = 2 * field.epsilon as u64 + 1;
-                let scale = if field.mask.is_some() {
-                    field.amplitude(&a_row, x) / field.epsilon
+            for c in 0..3 {
+                let offset = if field.kind == NoiseKind::Uniform {
+                    field.uniform(x, y, c, a.unwrap_or(1.0))
                 } else {
-                    1.0
+                    field.noise.row(y, &mut noise_row);
+                    let s = field.sign(field.noise.at(&noise_row, x));
+                    match a {
+                        Some(a) => round_small(s * (field.epsilon * a)),
+                        None => (s * field.epsilon) as i16,
+                    }
                 };
-                for c in 0..3 {
-                    let r = ((h >> (c * 16)) & 0xFFFF) * span >> 16;
-                    let offset = ((r as f32 - field.epsilon) * scale).round() as i32;
-                    one[c] = (one[c] as i32 + offset).clamp(0, 255) as u8;
-                }
-            } else {
-                let offset = (Field::sign(field.kind, &n_row, x) * field.amplitude(&a_row, x)).round() as i32;
-                for v in &mut one[..3] {
-                    *v = (*v as i32 + offset).clamp(0, 255) as u8;
-                }
+                pixels.data[i + c] = (pixels.data[i + c] as i16 + offset).clamp(0, 255) as u8;
             }
-            pixels.data[i..i + ch].copy_from_slice(&one);
         }
     }
 }
