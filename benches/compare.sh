@@ -92,7 +92,7 @@ run "libvips + text + noise" "$work/venv/bin/python" "$work/vips_job.py" noise "
 run "photoshield strip (lossless, 1 job)" "$ps" strip -q -j 1 "$work/photos" -o "$work/out"
 run "exiftool -all= (1 process)" exiftool -q -q -all= -o "$work/out/" "$work/photos/"
 
-get() { for r in "${results[@]}"; do IFS='|' read -r n s m <<<"$r"; [ "$n" = "$1" ] && echo "$s"; done; }
+get() { for r in "${results[@]}"; do IFS="|" read -r n s m <<<"$r"; if [ "$n" = "$1" ]; then echo "$s"; fi; done; }
 full=$(get "photoshield + watermark + perturb low")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 echo
