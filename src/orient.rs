@@ -22,51 +22,59 @@ pub fn apply(pixels: Pixels, orientation: Orientation) -> Pixels {
             | Orientation::Rotate270FlipH
     );
     let (ow, oh) = if swaps { (h, w) } else { (w, h) };
-    let ch = pixels.channels();
     let mut out = vec![0u8; pixels.data.len()];
-    // For each output pixel (x, y), the source pixel it takes.
-    let source = source_of(orientation, w, h);
-    if swaps {
-        for ty in (0..oh).step_by(TILE) {
-            for tx in (0..ow).step_by(TILE) {
-                for y in ty..(ty + TILE).min(oh) {
-                    let row = &mut out[y * ow * ch..(y + 1) * ow * ch];
-                    for x in tx..(tx + TILE).min(ow) {
-                        let (sx, sy) = source(x, y);
-                        let s = (sy * w + sx) * ch;
-                        row[x * ch..x * ch + ch].copy_from_slice(&pixels.data[s..s + ch]);
-                    }
-                }
-            }
-        }
-    } else {
-        for y in 0..oh {
-            let row = &mut out[y * ow * ch..(y + 1) * ow * ch];
-            for x in 0..ow {
-                let (sx, sy) = source(x, y);
-                let s = (sy * w + sx) * ch;
-                row[x * ch..x * ch + ch].copy_from_slice(&pixels.data[s..s + ch]);
-            }
-        }
+    let map = source_map(orientation, w, h);
+    match pixels.channels() {
+        3 => copy_mapped::<3>(&pixels.data, &mut out, ow, oh, map),
+        _ => copy_mapped::<4>(&pixels.data, &mut out, ow, oh, map),
     }
     Pixels::new(ow as u32, oh as u32, pixels.layout, out)
 }
 
-/// Maps an output coordinate to its source coordinate in a `w` x `h` image.
-fn source_of(orientation: Orientation, w: usize, h: usize) -> impl Fn(usize, usize) -> (usize, usize) {
-    move |x, y| match orientation {
-        Orientation::NoTransforms => (x, y),
-        Orientation::FlipHorizontal => (w - 1 - x, y),
-        Orientation::Rotate180 => (w - 1 - x, h - 1 - y),
-        Orientation::FlipVertical => (x, h - 1 - y),
-        // EXIF 5: transpose.
-        Orientation::Rotate90FlipH => (y, x),
-        // EXIF 6: rotate 90 clockwise.
-        Orientation::Rotate90 => (y, h - 1 - x),
-        // EXIF 7: transverse.
-        Orientation::Rotate270FlipH => (w - 1 - y, h - 1 - x),
-        // EXIF 8: rotate 270 clockwise.
-        Orientation::Rotate270 => (w - 1 - y, x),
+/// The source pixel index of output pixel (x, y) is `base + x * dx + y * dy`: every EXIF
+/// orientation is such an affine map (steps of ±1 or ±width).
+#[derive(Clone, Copy)]
+struct Map {
+    base: isize,
+    dx: isize,
+    dy: isize,
+}
+
+fn source_map(orientation: Orientation, w: usize, h: usize) -> Map {
+    let (w, h) = (w as isize, h as isize);
+    let (base, dx, dy) = match orientation {
+        Orientation::NoTransforms => (0, 1, w),
+        Orientation::FlipHorizontal => (w - 1, -1, w),
+        Orientation::Rotate180 => ((h - 1) * w + w - 1, -1, -w),
+        Orientation::FlipVertical => ((h - 1) * w, 1, -w),
+        // EXIF 5: transpose, output (x, y) takes source (y, x).
+        Orientation::Rotate90FlipH => (0, w, 1),
+        // EXIF 6: rotate 90 clockwise, source (y, h - 1 - x).
+        Orientation::Rotate90 => ((h - 1) * w, -w, 1),
+        // EXIF 7: transverse, source (w - 1 - y, h - 1 - x).
+        Orientation::Rotate270FlipH => ((h - 1) * w + w - 1, -w, -1),
+        // EXIF 8: rotate 270 clockwise, source (w - 1 - y, x).
+        Orientation::Rotate270 => (w - 1, w, -1),
+    };
+    Map { base, dx, dy }
+}
+
+/// Copies every output pixel from its source through cache-sized tiles (a column walk through
+/// the source stays within a few pages per tile).
+fn copy_mapped<const CH: usize>(src: &[u8], dst: &mut [u8], ow: usize, oh: usize, map: Map) {
+    let (src, _) = src.as_chunks::<CH>();
+    let (dst, _) = dst.as_chunks_mut::<CH>();
+    for ty in (0..oh).step_by(TILE) {
+        for tx in (0..ow).step_by(TILE) {
+            let x_end = (tx + TILE).min(ow);
+            for y in ty..(ty + TILE).min(oh) {
+                let mut s = map.base + tx as isize * map.dx + y as isize * map.dy;
+                for d in &mut dst[y * ow + tx..y * ow + x_end] {
+                    *d = src[s as usize];
+                    s += map.dx;
+                }
+            }
+        }
     }
 }
 

@@ -11,7 +11,15 @@ use photoshield::strip::{strip, StripOptions};
 use photoshield::{FileContext, Options, Pipeline};
 
 /// A camera-like JPEG with a random subset of metadata.
-fn arbitrary_jpeg(w: u32, h: u32, orientation: u8, seed: u32, gps: bool, serial: bool, thumb: bool) -> Vec<u8> {
+fn arbitrary_jpeg(
+    w: u32,
+    h: u32,
+    orientation: u8,
+    seed: u32,
+    gps: bool,
+    serial: bool,
+    thumb: bool,
+) -> Vec<u8> {
     let (stored, sw, sh) = common::store_for_orientation(&common::landscape(w, h, seed), w, h, orientation);
     let spec = common::ExifSpec {
         orientation: Some(orientation as u16),
@@ -23,7 +31,11 @@ fn arbitrary_jpeg(w: u32, h: u32, orientation: u8, seed: u32, gps: bool, serial:
     };
     common::with_segments(
         &common::jpeg(&stored, sw, sh),
-        &[common::exif_segment(&spec), common::xmp_segment(common::XMP_WITH_HISTORY), (0xFE, b"note".to_vec())],
+        &[
+            common::exif_segment(&spec),
+            common::xmp_segment(common::XMP_WITH_HISTORY),
+            (0xFE, b"note".to_vec()),
+        ],
     )
 }
 
