@@ -330,8 +330,8 @@ fn corpus_strip_is_clean_pixel_exact_and_inspect_recalls_gps_and_serials() {
             assert!(ins.leaks());
         }
     }
-    common::skip(&format!(
-        "(figures) GPS recall {gps_files}/{gps_files}; serials decoded in {serial_found}/{serial_files} files, \
+    common::figures(&format!(
+        "GPS recall {gps_files}/{gps_files}; serials decoded in {serial_found}/{serial_files} files, \
          reported through the block holding them in {undecoded:?}"
     ));
     assert!(gps_files >= 5);

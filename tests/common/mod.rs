@@ -402,3 +402,9 @@ pub fn skip(message: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "SKIPPED: {message}");
 }
+
+/// Prints measured figures past the harness's output capture, so `cargo test` shows them.
+pub fn figures(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "FIGURES: {message}");
+}
