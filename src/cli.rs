@@ -156,17 +156,7 @@ pub struct StripArgs {
 
 impl StripArgs {
     pub fn resolve(&self) -> anyhow::Result<ProtectPlan> {
-        let inputs: Vec<Input> = self
-            .inputs
-            .iter()
-            .map(|p| {
-                if p.as_os_str() == "-" {
-                    Input::Stdin
-                } else {
-                    Input::Path(p.clone())
-                }
-            })
-            .collect();
+        let inputs = inputs_of(&self.inputs);
         let destination = destination(&self.output, &inputs)?;
         check_stdout(&destination, self.json, self.dry_run)?;
         let options = Options {
@@ -192,6 +182,20 @@ impl StripArgs {
             inputs,
         })
     }
+}
+
+/// The command line's inputs, `-` meaning standard input.
+fn inputs_of(paths: &[PathBuf]) -> Vec<Input> {
+    paths
+        .iter()
+        .map(|p| {
+            if p.as_os_str() == "-" {
+                Input::Stdin
+            } else {
+                Input::Path(p.clone())
+            }
+        })
+        .collect()
 }
 
 /// Image data must not go to a terminal, nor share standard output with JSON records.
@@ -626,17 +630,7 @@ impl ProtectArgs {
         self.settings.clone().apply(&mut options)?;
         let merged = config.overridden_by(self.settings.clone());
 
-        let inputs: Vec<Input> = self
-            .inputs
-            .iter()
-            .map(|p| {
-                if p.as_os_str() == "-" {
-                    Input::Stdin
-                } else {
-                    Input::Path(p.clone())
-                }
-            })
-            .collect();
+        let inputs = inputs_of(&self.inputs);
         let destination = destination(&self.output, &inputs)?;
         if let Destination::File(path) = &destination {
             // `-o photo.png` asks for PNG unless a format was given.
