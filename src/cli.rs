@@ -177,6 +177,12 @@ impl StripArgs {
             dry_run: self.dry_run,
         };
         Ok(ProtectPlan {
+            ui: Ui {
+                json: self.json,
+                dry_run: self.dry_run,
+                quiet: self.quiet,
+                verbose: self.verbose,
+            },
             options,
             batch,
             inputs,
@@ -603,8 +609,17 @@ fn set<T>(field: &mut T, value: Option<T>) {
     }
 }
 
-/// Everything `main` needs to run `protect`.
+/// How a batch talks to the user.
+pub struct Ui {
+    pub json: bool,
+    pub dry_run: bool,
+    pub quiet: bool,
+    pub verbose: bool,
+}
+
+/// Everything `main` needs to run `protect` or `strip`.
 pub struct ProtectPlan {
+    pub ui: Ui,
     pub options: Options,
     pub batch: BatchOptions,
     pub inputs: Vec<Input>,
@@ -654,6 +669,12 @@ impl ProtectArgs {
             dry_run: self.dry_run,
         };
         Ok(ProtectPlan {
+            ui: Ui {
+                json: self.json,
+                dry_run: self.dry_run,
+                quiet: self.quiet,
+                verbose: self.verbose,
+            },
             options,
             batch,
             inputs,

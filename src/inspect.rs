@@ -468,27 +468,10 @@ fn is_gps_tag(tag: exif::Tag) -> bool {
 pub fn gps_degrees(exif: &exif::Exif) -> Option<(f64, f64)> {
     use exif::{In, Tag, Value};
     let dms = |tag: Tag| -> Option<f64> {
+        let ratio = |num: f64, denom: f64| if denom == 0.0 { 0.0 } else { num / denom };
         let parts: Vec<f64> = match &exif.get_field(tag, In::PRIMARY)?.value {
-            Value::Rational(v) => v
-                .iter()
-                .map(|r| {
-                    if r.denom == 0 {
-                        0.0
-                    } else {
-                        r.num as f64 / r.denom as f64
-                    }
-                })
-                .collect(),
-            Value::SRational(v) => v
-                .iter()
-                .map(|r| {
-                    if r.denom == 0 {
-                        0.0
-                    } else {
-                        r.num as f64 / r.denom as f64
-                    }
-                })
-                .collect(),
+            Value::Rational(v) => v.iter().map(|r| ratio(r.num as f64, r.denom as f64)).collect(),
+            Value::SRational(v) => v.iter().map(|r| ratio(r.num as f64, r.denom as f64)).collect(),
             Value::Double(v) => v.clone(),
             Value::Float(v) => v.iter().map(|&f| f as f64).collect(),
             _ => return None,

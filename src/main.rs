@@ -10,35 +10,15 @@ use std::sync::Arc;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use cli::{Cli, Command, CompareArgs, InspectArgs, ProtectPlan};
+use cli::{Cli, Command, CompareArgs, InspectArgs, ProtectPlan, Ui};
 use photoshield::batch::{self, FileRecord, Status, Summary};
 use photoshield::Pipeline;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Protect(args) => args.resolve().and_then(|plan| {
-            run_batch(
-                plan,
-                Ui {
-                    json: args.json,
-                    dry_run: args.dry_run,
-                    quiet: args.quiet,
-                    verbose: args.verbose,
-                },
-            )
-        }),
-        Command::Strip(args) => args.resolve().and_then(|plan| {
-            run_batch(
-                plan,
-                Ui {
-                    json: args.json,
-                    dry_run: args.dry_run,
-                    quiet: args.quiet,
-                    verbose: args.verbose,
-                },
-            )
-        }),
+        Command::Protect(args) => args.resolve().and_then(run_batch),
+        Command::Strip(args) => args.resolve().and_then(run_batch),
         Command::Inspect(args) => inspect(args),
         Command::Compare(args) => compare(args),
     };
@@ -58,15 +38,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// How a batch talks to the user.
-struct Ui {
-    json: bool,
-    dry_run: bool,
-    quiet: bool,
-    verbose: bool,
-}
-
-fn run_batch(plan_args: ProtectPlan, args: Ui) -> anyhow::Result<ExitCode> {
+fn run_batch(plan_args: ProtectPlan) -> anyhow::Result<ExitCode> {
+    let args = &plan_args.ui;
     let pipeline = Pipeline::new(&plan_args.options)?;
     let plan = batch::plan(&plan_args.inputs, &plan_args.batch.destination)?;
 
@@ -123,7 +96,7 @@ fn run_batch(plan_args: ProtectPlan, args: Ui) -> anyhow::Result<ExitCode> {
     };
     let summary = batch::run(plan, &pipeline, &plan_args.batch, &cancel, &on_record);
     progress.finish_and_clear();
-    print_summary(&summary, &args);
+    print_summary(&summary, args);
 
     Ok(if summary.interrupted {
         ExitCode::from(130)

@@ -86,12 +86,21 @@ impl Pipeline {
         })
     }
 
+    /// The token values of one file: its capture date (from its EXIF block, else today) and
+    /// its name.
+    fn tokens<'a>(&self, exif: Option<&[u8]>, ctx: &FileContext<'a>) -> Tokens<'a> {
+        Tokens {
+            date: exif
+                .and_then(metadata::capture_date)
+                .unwrap_or_else(|| self.today()),
+            filename: ctx.name.rsplit('/').next().unwrap_or(ctx.name),
+        }
+    }
+
     /// The rights notice with its tokens expanded for one file.
-    fn expand_rights(&self, rights: &Rights, date: (i32, u32, u32), ctx: &FileContext) -> Rights {
-        let filename = ctx.name.rsplit('/').next().unwrap_or(ctx.name);
-        let tokens = Tokens { date, filename };
+    fn expand_rights(rights: &Rights, tokens: &Tokens) -> Rights {
         Rights {
-            notice: watermark::expand(&rights.notice, &tokens),
+            notice: watermark::expand(&rights.notice, tokens),
             ..rights.clone()
         }
     }
@@ -102,12 +111,10 @@ impl Pipeline {
     pub fn strip(&self, bytes: &[u8], ctx: &FileContext) -> Result<Processed> {
         let o = &self.options;
         let format = codec::sniff(bytes)?;
-        let rights = o.rights.as_ref().map(|r| {
-            let date = strip::exif_block(bytes, format)
-                .and_then(metadata::capture_date)
-                .unwrap_or_else(|| self.today());
-            self.expand_rights(r, date, ctx)
-        });
+        let rights = o
+            .rights
+            .as_ref()
+            .map(|r| Self::expand_rights(r, &self.tokens(strip::exif_block(bytes, format), ctx)));
         let options = StripOptions {
             keep_icc: o.keep_icc,
             keep_orientation: true,
@@ -187,15 +194,11 @@ impl Pipeline {
             Some(edge) => resize::fit_long_edge(pixels, edge)?,
             None => pixels,
         };
+        // Token values for the watermark and the rights notice, read once.
+        let tokens = self.tokens(decoded.exif.as_deref(), ctx);
         // 6. Watermark, logo and notice.
         if let Some(renderer) = &self.watermark {
-            let date = decoded
-                .exif
-                .as_deref()
-                .and_then(metadata::capture_date)
-                .unwrap_or_else(|| self.today());
-            let filename = ctx.name.rsplit('/').next().unwrap_or(ctx.name);
-            pixels = renderer.apply(pixels, &Tokens { date, filename })?;
+            pixels = renderer.apply(pixels, &tokens)?;
         }
         // 7. Perturb, after the last change of size and content.
         let mut quality = o.quality;
@@ -223,12 +226,7 @@ impl Pipeline {
         let mut out = codec::encode(&pixels, settings, icc.as_deref())?;
         // 8. Rights notice, into the fresh container.
         if let Some(rights) = &o.rights {
-            let date = decoded
-                .exif
-                .as_deref()
-                .and_then(metadata::capture_date)
-                .unwrap_or_else(|| self.today());
-            out = strip::add_rights(out, &self.expand_rights(rights, date, ctx))?;
+            out = strip::add_rights(out, &Self::expand_rights(rights, &tokens))?;
         }
         Ok(Processed {
             bytes: out,
