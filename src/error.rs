@@ -29,6 +29,9 @@ pub enum Error {
     #[error("cannot encode {format}: {reason}")]
     Encode { format: Format, reason: String },
 
+    #[error("{0}")]
+    Mark(String),
+
     #[error("invalid options: {0}")]
     Options(String),
 }

@@ -17,6 +17,7 @@ pub mod codec;
 pub mod compare;
 pub mod error;
 pub mod inspect;
+pub mod mark;
 pub mod metadata;
 pub mod options;
 pub mod orient;
