@@ -205,7 +205,7 @@ const IMAGE_EXTENSIONS: &[&str] = &[
     "dng", "cr2", "cr3", "nef", "arw", "orf", "rw2", "raf", "mpo",
 ];
 
-fn has_image_extension(path: &Path) -> bool {
+pub fn has_image_extension(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))

@@ -54,6 +54,13 @@ pub enum Command {
     /// data is copied byte for byte).
     #[command(after_long_help = format!("{STRIP_HELP}\n\n{EXIT_CODES}"))]
     Strip(StripArgs),
+    /// Make a secret key for the invisible mark (file mode 0600; never printed).
+    #[command(after_long_help = KEYGEN_HELP)]
+    Keygen(KeygenArgs),
+    /// Read the invisible mark: print each file's owner ID, or 'no mark found' (exit 0 only
+    /// when every file carries a verified mark).
+    #[command(after_long_help = DETECT_HELP)]
+    Detect(DetectArgs),
     /// Write protected copies: upright, without identifying metadata, optionally resized.
     #[command(after_long_help = format!("{PROTECT_EXAMPLES}\n\n{EXIT_CODES}"))]
     Protect(Box<ProtectArgs>),
@@ -80,6 +87,60 @@ does not turn sideways.
 Examples:
   photoshield strip IMG_2041.jpg                 writes IMG_2041.protected.jpg beside it
   photoshield strip shoot -o upload --rights \"© {year} Jane Doe\"";
+
+const KEYGEN_HELP: &str = "\
+The key is 32 random bytes from the operating system. Keep it secret and backed up: without
+it no mark can be read, and anyone holding it can read, and forge, your marks. The printed
+fingerprint is safe to share; record it with the date and the IDs you use.
+
+Example:
+  photoshield keygen -o ~/.config/photoshield/mark.key";
+
+const DETECT_HELP: &str = "\
+A mark is reported only when its pilot score reaches the threshold (7) and its CRC-16 matches;
+a copy with a mismatching CRC is reported as 'no mark found', never with a wrong ID. The
+detector handles resizing, crops down to about 45% of the width, JPEG/WebP recompression and
+brightness changes; it does not handle rotation, mirroring or aspect changes.
+
+Examples:
+  photoshield detect downloaded.jpg --key mark.key
+  photoshield detect reposts/ --key mark.key --json
+
+Exit codes:
+  0  every file carries a verified mark
+  1  some file has no verified mark, or could not be read
+  2  usage error, or the key file cannot be read";
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write the key (refuses to replace an existing file).
+    #[arg(short, long, value_name = "KEYFILE")]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DetectArgs {
+    /// Images or folders (searched recursively).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// The key file the marks were made with.
+    #[arg(long, value_name = "KEYFILE")]
+    pub key: PathBuf,
+
+    /// One JSON record per file on standard output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Reads a key file, with the file named in every error.
+pub fn read_key(path: &Path) -> anyhow::Result<photoshield::mark::Key> {
+    let text = std::fs::read(path)
+        .map_err(|e| anyhow::anyhow!("cannot read key file {}: {}", path.display(), photoshield::batch::io_reason(&e)))?;
+    let text = String::from_utf8(text)
+        .map_err(|_| anyhow::anyhow!("{}: not a photoshield key file (not text)", path.display()))?;
+    photoshield::mark::Key::parse(&text).map_err(|why| anyhow::anyhow!("{}: {why}", path.display()))
+}
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
@@ -402,6 +463,26 @@ pub struct Settings {
     #[arg(long, value_name = "URL", help_heading = "Rights notice")]
     pub rights_url: Option<String>,
 
+    /// Embed an invisible ownership mark carrying this ID: a number, or hex with 0x (32 bits
+    /// unless --mark-bits 64). Needs --key. Read it back with `photoshield detect`.
+    #[arg(long, value_name = "ID", help_heading = "Invisible mark")]
+    #[serde(default, deserialize_with = "id_from_toml")]
+    pub mark: Option<String>,
+
+    /// The key file for --mark (make one with `photoshield keygen`).
+    #[arg(long, value_name = "KEYFILE", help_heading = "Invisible mark")]
+    pub key: Option<PathBuf>,
+
+    /// Size of the mark's ID: 32 or 64 bits [default: 32].
+    #[arg(long, value_name = "BITS", value_parser = ["32", "64"], help_heading = "Invisible mark")]
+    #[serde(default, deserialize_with = "bits_from_toml")]
+    pub mark_bits: Option<String>,
+
+    /// Fail a file that cannot carry the mark at full strength (too small: under 768 px wide;
+    /// too flat) instead of writing it with a note.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", help_heading = "Invisible mark")]
+    pub require_mark: Option<bool>,
+
     /// Draw no text, logo or notice, whatever the config file or preset says.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", help_heading = "Watermark")]
     pub no_watermark: Option<bool>,
@@ -463,6 +544,10 @@ impl Settings {
             seed: over.seed.or(self.seed),
             creator: over.creator.or(self.creator),
             rights_url: over.rights_url.or(self.rights_url),
+            mark: over.mark.or(self.mark),
+            key: over.key.or(self.key),
+            mark_bits: over.mark_bits.or(self.mark_bits),
+            require_mark: over.require_mark.or(self.require_mark),
         }
     }
 
@@ -551,9 +636,26 @@ impl Settings {
         Ok(())
     }
 
+    /// The mark to embed, from the merged settings: the ID, its size and the key file.
+    fn mark(&self) -> anyhow::Result<Option<photoshield::mark::Mark>> {
+        let (id, key) = match (&self.mark, &self.key) {
+            (None, None) => return Ok(None),
+            (Some(_), None) => bail!("--mark needs --key KEYFILE (make one with `photoshield keygen -o KEYFILE`)"),
+            (None, Some(_)) => bail!("--key goes with --mark ID"),
+            (Some(id), Some(key)) => (id, key),
+        };
+        let bits = self.mark_bits.as_deref().unwrap_or("32").parse().unwrap_or(32);
+        let id = photoshield::mark::MarkId::parse(id, bits).map_err(|why| anyhow::anyhow!("--mark: {why}"))?;
+        Ok(Some(photoshield::mark::Mark {
+            key: read_key(key)?,
+            id,
+            required: self.require_mark.unwrap_or(false),
+        }))
+    }
+
     /// Makes the file paths of a config file relative to the file's folder.
     fn relative_to(mut self, dir: &Path) -> Settings {
-        for path in [&mut self.font, &mut self.logo].into_iter().flatten() {
+        for path in [&mut self.font, &mut self.logo, &mut self.key].into_iter().flatten() {
             if path.is_relative() {
                 *path = dir.join(&*path);
             }
@@ -584,6 +686,28 @@ fn load_config(path: &Path) -> anyhow::Result<Settings> {
     let settings: Settings =
         toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))?;
     Ok(settings.relative_to(path.parent().unwrap_or(Path::new("."))))
+}
+
+/// `mark = 1234` or `mark = "0x4d2"` in the config file.
+fn id_from_toml<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Text(String),
+        Number(u64),
+    }
+    Ok(Some(match Id::deserialize(d)? {
+        Id::Text(s) => s,
+        Id::Number(n) => n.to_string(),
+    }))
+}
+
+/// `mark-bits = 64` in the config file.
+fn bits_from_toml<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match u8::deserialize(d)? {
+        b @ (32 | 64) => Ok(Some(b.to_string())),
+        b => Err(serde::de::Error::custom(format!("mark-bits is 32 or 64, not {b}"))),
+    }
 }
 
 /// `perturb = "medium"` or `perturb = 6` in the config file.
@@ -644,6 +768,7 @@ impl ProtectArgs {
         config.apply(&mut options)?;
         self.settings.clone().apply(&mut options)?;
         let merged = config.overridden_by(self.settings.clone());
+        options.mark = merged.mark()?;
 
         let inputs = inputs_of(&self.inputs);
         let destination = destination(&self.output, &inputs)?;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use cli::{Cli, Command, CompareArgs, InspectArgs, ProtectPlan, Ui};
+use cli::{Cli, Command, CompareArgs, DetectArgs, InspectArgs, KeygenArgs, ProtectPlan, Ui};
 use photoshield::batch::{self, FileRecord, Status, Summary};
 use photoshield::Pipeline;
 
@@ -21,6 +21,8 @@ fn main() -> ExitCode {
         Command::Strip(args) => args.resolve().and_then(run_batch),
         Command::Inspect(args) => inspect(args),
         Command::Compare(args) => compare(args),
+        Command::Keygen(args) => keygen(args),
+        Command::Detect(args) => detect(args),
     };
     match result {
         Ok(code) => code,
@@ -137,17 +139,20 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-/// `inspect`: a report per file; exit 1 when any file leaks (or cannot be read).
-fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
+/// The files named on the command line, folders walked in name order. In a folder, only
+/// `images_only` files with an image extension are taken. A walk error becomes an `Err` line.
+fn files_of(paths: &[std::path::PathBuf], images_only: bool) -> anyhow::Result<Vec<Result<std::path::PathBuf, String>>> {
     let mut files = Vec::new();
-    for path in &args.paths {
+    for path in paths {
         if !path.exists() {
             anyhow::bail!("{}: no such file or folder", path.display());
         }
         if path.is_dir() {
             for entry in walkdir::WalkDir::new(path).follow_links(true).sort_by_file_name() {
                 match entry {
-                    Ok(e) if e.file_type().is_file() => files.push(Ok(e.into_path())),
+                    Ok(e) if e.file_type().is_file() && (!images_only || batch::has_image_extension(e.path())) => {
+                        files.push(Ok(e.into_path()))
+                    }
                     Ok(_) => {}
                     Err(e) => files.push(Err(format!("{}: {e}", e.path().unwrap_or(path).display()))),
                 }
@@ -156,6 +161,12 @@ fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
             files.push(Ok(path.clone()));
         }
     }
+    Ok(files)
+}
+
+/// `inspect`: a report per file; exit 1 when any file leaks (or cannot be read).
+fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
+    let files = files_of(&args.paths, false)?;
     let mut any_leak = false;
     let mut out = std::io::stdout().lock();
     for file in files {
@@ -238,4 +249,98 @@ fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
         )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `keygen`: a new random key, written with mode 0600 to a file that must not exist yet.
+fn keygen(args: KeygenArgs) -> anyhow::Result<ExitCode> {
+    let path = &args.output;
+    let key = photoshield::mark::Key::generate();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => anyhow::anyhow!(
+            "{}: exists; refusing to replace a key (the marks made with it could no longer be read)",
+            path.display()
+        ),
+        _ => anyhow::anyhow!("cannot write key file {}: {}", path.display(), batch::io_reason(&e)),
+    })?;
+    if let Err(e) = file.write_all(key.to_file_text().as_bytes()).and_then(|()| file.sync_all()) {
+        drop(file);
+        let _ = std::fs::remove_file(path);
+        anyhow::bail!("cannot write key file {}: {}", path.display(), batch::io_reason(&e));
+    }
+    eprintln!(
+        "wrote {} (fingerprint {}). Keep it secret and backed up: without it no mark can be read.",
+        path.display(),
+        key.fingerprint()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `detect`: the mark of each file; exit 0 only when every file carries a verified one.
+fn detect(args: DetectArgs) -> anyhow::Result<ExitCode> {
+    use rayon::prelude::*;
+    let key = cli::read_key(&args.key)?;
+    let detector = photoshield::mark::Detector::new(&key);
+    let files = files_of(&args.paths, true)?;
+    let results: Vec<_> = files
+        .into_par_iter()
+        .map(|file| {
+            let path = file?;
+            let bytes = std::fs::read(&path)
+                .map_err(|e| format!("{}: {}", path.display(), batch::io_reason(&e)))?;
+            let start = std::time::Instant::now();
+            let pixels = photoshield::compare::load(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+            let found = detector.detect(&pixels);
+            Ok::<_, String>((path, found, start.elapsed().as_secs_f64() * 1e3))
+        })
+        .collect();
+    let mut all_verified = true;
+    let mut out = std::io::stdout().lock();
+    for result in results {
+        let (path, found, ms) = match result {
+            Ok(r) => r,
+            Err(message) => {
+                all_verified = false;
+                if args.json {
+                    writeln!(out, "{}", serde_json::json!({ "error": message }))?;
+                } else {
+                    eprintln!("error: {message}");
+                }
+                continue;
+            }
+        };
+        all_verified &= found.verified();
+        let shown = path.display().to_string();
+        if args.json {
+            let mut record = serde_json::json!({
+                "path": shown,
+                "detected": found.verified(),
+                "score": (found.score * 100.0).round() / 100.0,
+                "crc_ok": found.crc_ok,
+                "zoom": (found.zoom * 1e4).round() / 1e4,
+                "core_ms": (ms * 10.0).round() / 10.0,
+            });
+            if let Some(id) = found.id {
+                record["id"] = id.to_string().into();
+                record["payload_hex"] = id.hex().into();
+                record["id_bits"] = id.bits.into();
+            }
+            writeln!(out, "{record}")?;
+        } else {
+            match found.id {
+                Some(id) => writeln!(out, "{shown}: mark {id} (score {:.1}, CRC ok)", found.score)?,
+                None if found.crc_ok => writeln!(
+                    out,
+                    "{shown}: no mark found (score {:.1} is under the threshold {})",
+                    found.score,
+                    photoshield::mark::THRESHOLD
+                )?,
+                None => writeln!(out, "{shown}: no mark found (score {:.1}, no CRC match)", found.score)?,
+            }
+        }
+    }
+    Ok(if all_verified { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -121,6 +121,16 @@ impl fmt::Debug for Key {
     }
 }
 
+/// The mark to embed: whose key, which ID, and whether a file that cannot carry it fails.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mark {
+    pub key: Key,
+    pub id: MarkId,
+    /// Fail the file when the mark cannot be embedded at full strength (too small, too flat);
+    /// otherwise the rest of the protection is written with a note.
+    pub required: bool,
+}
+
 /// The owner ID a mark carries: 32 bits (default) or 64.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MarkId {

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::OutputFormat;
 use crate::error::{Error, Result};
+use crate::mark::Mark;
 use crate::perturb::Perturb;
 use crate::strip::Rights;
 use crate::watermark::Watermark;
@@ -33,6 +34,8 @@ pub struct Options {
     pub watermark: Watermark,
     /// The adversarial perturbation, applied after the watermark. Default: none.
     pub perturb: Option<Perturb>,
+    /// The invisible ownership mark, embedded as the last pixel stage. Default: none.
+    pub mark: Option<Mark>,
     /// A rights notice written into the output's metadata (the only metadata photoshield
     /// writes besides the colour profile). `{year}`/`{date}` tokens are expanded.
     /// Default: none.
@@ -54,6 +57,7 @@ impl Default for Options {
             watermark: Watermark::default(),
             rights: None,
             perturb: None,
+            mark: None,
             today: None,
         }
     }

@@ -4,11 +4,12 @@
 use serde::Serialize;
 
 use crate::codec::{self, DecodeLimits, EncodeSettings, Format, OutputFormat};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::mark::{self, Mark};
 use crate::metadata::{self, Found, Kind};
 use crate::options::Options;
 use crate::perturb;
-use crate::pixels::Layout;
+use crate::pixels::{Layout, Pixels};
 use crate::strip::{self, Rights, StripOptions};
 
 /// Below this JPEG/WebP quality the encoder smooths much of a ±4 perturbation away.
@@ -45,8 +46,20 @@ pub struct Report {
     pub removed: Vec<Found>,
     /// Whether an ICC profile was carried over.
     pub icc_kept: bool,
+    /// The invisible mark, when one was embedded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mark: Option<MarkReport>,
     /// Things the user should know ("first frame of 5 kept", ...).
     pub notes: Vec<String>,
+}
+
+/// The invisible mark embedded in one image.
+#[derive(Clone, Debug, Serialize)]
+pub struct MarkReport {
+    /// The ID, as hex with `0x`.
+    pub id: String,
+    /// The mark's amplitude as a fraction of full strength (1 = full; flat images get less).
+    pub strength: f64,
 }
 
 /// A configured pipeline, built once and shared by every worker thread.
@@ -147,6 +160,7 @@ impl Pipeline {
                 orientation: 1,
                 removed,
                 icc_kept,
+                mark: None,
                 notes,
             },
         })
@@ -157,6 +171,36 @@ impl Pipeline {
         self.options
             .format
             .unwrap_or_else(|| OutputFormat::for_input(format))
+    }
+
+    /// Embeds the mark, or explains in a note why it could not be (an error instead when the
+    /// mark is required).
+    fn embed_mark(&self, pixels: &mut Pixels, m: &Mark, notes: &mut Vec<String>) -> Result<Option<MarkReport>> {
+        match mark::embed(pixels, &m.key, m.id) {
+            Ok(e) if e.is_weak() => {
+                let why = format!(
+                    "the image is too flat for the mark: it reaches {:.0}% of its strength (flat areas move by at most one grey level) and may not survive recompression",
+                    100.0 * e.strength
+                );
+                if m.required {
+                    return Err(Error::Mark(format!("{why} (--require-mark)")));
+                }
+                notes.push(why);
+                Ok(Some(MarkReport {
+                    id: m.id.to_string(),
+                    strength: e.strength,
+                }))
+            }
+            Ok(e) => Ok(Some(MarkReport {
+                id: m.id.to_string(),
+                strength: e.strength,
+            })),
+            Err(e) if !m.required => {
+                notes.push(format!("no invisible mark: {e}"));
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Protects one image: read, decode, orient, strip, resize, encode.
@@ -211,7 +255,7 @@ impl Pipeline {
                 ));
             }
         }
-        // 9. Encode.
+        // 9. Encode (below).
         let output_format = self.output_format(format);
         if output_format == OutputFormat::Jpeg && pixels.layout == Layout::Rgba8 {
             if pixels.has_transparency() {
@@ -219,12 +263,17 @@ impl Pipeline {
             }
             pixels = pixels.flatten(o.background);
         }
+        // 8. The invisible mark: the last change to the pixels.
+        let mark = match &o.mark {
+            Some(m) => self.embed_mark(&mut pixels, m, &mut notes)?,
+            None => None,
+        };
         let settings = EncodeSettings {
             format: output_format,
             quality,
         };
         let mut out = codec::encode(&pixels, settings, icc.as_deref())?;
-        // 8. Rights notice, into the fresh container.
+        // 10. Rights notice, into the fresh container.
         if let Some(rights) = &o.rights {
             out = strip::add_rights(out, &Self::expand_rights(rights, &tokens))?;
         }
@@ -239,6 +288,7 @@ impl Pipeline {
                 orientation: decoded.orientation.to_exif(),
                 removed,
                 icc_kept: icc.is_some(),
+                mark,
                 notes,
             },
         })
