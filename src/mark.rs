@@ -310,21 +310,35 @@ struct Mask {
 impl Mask {
     fn measure(pixels: &Pixels, chip: f64) -> Mask {
         let (w, h, ch) = (pixels.width as usize, pixels.height as usize, pixels.channels());
-        let block = (chip / 2.0).floor().clamp(2.0, 8.0) as usize;
+        // An even block size, so that sampling every other row and column (a quarter of the
+        // pixels: plenty for a local deviation) hits every block alike.
+        let block = (2.0 * (chip / 3.0).floor()).clamp(2.0, 10.0) as usize;
+
         let (cols, rows) = (w.div_ceil(block), h.div_ceil(block));
         let mut sum = vec![0u64; cols * rows];
         let mut sq = vec![0u64; cols * rows];
-        for (y, row) in pixels.data.chunks_exact(w * ch).enumerate() {
-            let base = (y / block) * cols;
-            for (bx, chunk) in row.chunks(block * ch).enumerate() {
-                let (mut s, mut q) = (0u32, 0u32);
-                for p in chunk.chunks_exact(ch) {
-                    let l = luma(p[0], p[1], p[2]);
-                    s += l;
-                    q += l * l;
+        let mut count = vec![0u64; cols * rows];
+        // Column sums over the sampled rows of one row of blocks, then folded into blocks.
+        let half = block / 2;
+        let mut col_sum = vec![0u32; w.div_ceil(2)];
+        let mut col_sq = vec![0u32; w.div_ceil(2)];
+        let mut rows_in = 0u64;
+        for (y, row) in pixels.data.chunks_exact(w * ch).enumerate().step_by(2) {
+            match ch {
+                3 => sample_row::<3>(row, &mut col_sum, &mut col_sq),
+                _ => sample_row::<4>(row, &mut col_sum, &mut col_sq),
+            }
+            rows_in += 1;
+            if (y + 2) % block == 0 || y + 2 >= h {
+                let base = (y / block) * cols;
+                for (bx, (s, q)) in col_sum.chunks(half).zip(col_sq.chunks(half)).enumerate() {
+                    sum[base + bx] = s.iter().map(|&v| v as u64).sum();
+                    sq[base + bx] = q.iter().map(|&v| v as u64).sum();
+                    count[base + bx] = s.len() as u64 * rows_in;
                 }
-                sum[base + bx] += s as u64;
-                sq[base + bx] += q as u64;
+                col_sum.fill(0);
+                col_sq.fill(0);
+                rows_in = 0;
             }
         }
         // Summed-area tables over the block grid, then mean and deviation in a window of
@@ -340,7 +354,7 @@ impl Mask {
             }
             t
         };
-        let (ts, tq) = (sat(&sum), sat(&sq));
+        let (ts, tq, tn) = (sat(&sum), sat(&sq), sat(&count));
         let radius = ((chip / block as f64).round() as usize).max(1);
         let rect = |t: &[u64], c0: usize, r0: usize, c1: usize, r1: usize| {
             t[r1 * (cols + 1) + c1] + t[r0 * (cols + 1) + c0] - t[r0 * (cols + 1) + c1] - t[r1 * (cols + 1) + c0]
@@ -349,10 +363,9 @@ impl Mask {
         let mut total = 0f64;
         for r in 0..rows {
             let (r0, r1) = (r.saturating_sub(radius), (r + radius + 1).min(rows));
-            let py = (r1 * block).min(h) - r0 * block;
             for c in 0..cols {
                 let (c0, c1) = (c.saturating_sub(radius), (c + radius + 1).min(cols));
-                let n = (py * ((c1 * block).min(w) - c0 * block)) as f64;
+                let n = rect(&tn, c0, r0, c1, r1).max(1) as f64;
                 let mean = rect(&ts, c0, r0, c1, r1) as f64 / n;
                 let var = (rect(&tq, c0, r0, c1, r1) as f64 / n - mean * mean).max(0.0);
                 let texture = (var.sqrt() / 12.0).clamp(FLAT as f64, 1.0);
@@ -370,6 +383,22 @@ impl Mask {
             values,
             mean_square: total / (cols * rows) as f64,
         }
+    }
+}
+
+/// Adds the luminance of every other pixel of `row` (and its square) to the column sums.
+fn sample_row<const N: usize>(row: &[u8], sum: &mut [u32], sq: &mut [u32]) {
+    let pairs = row.chunks_exact(2 * N);
+    let last = pairs.remainder();
+    for ((s, q), p) in sum.iter_mut().zip(sq.iter_mut()).zip(pairs) {
+        let l = luma(p[0], p[1], p[2]);
+        *s += l;
+        *q += l * l;
+    }
+    if !last.is_empty() {
+        let l = luma(last[0], last[1], last[2]);
+        sum[sum.len() - 1] += l;
+        sq[sq.len() - 1] += l * l;
     }
 }
 
@@ -391,23 +420,28 @@ pub fn embed(pixels: &mut Pixels, key: &Key, id: MarkId) -> Result<Embedded> {
     let rms = gain as f64 * expected;
 
     let (w, ch) = (pixels.width as usize, pixels.channels());
-    // Per column: the chip to the left and the weight of the one to its right; the same for
-    // the mask's blocks (sampled at block centres).
+    // Along a row the pattern is linear between chip centres: runs of columns share their two
+    // chips, and each column has its weight of the right-hand one.
     let chip_cols = (w as f64 / chip).ceil() as usize + 2;
-    let mut chip_x = Vec::with_capacity(w);
-    let mut block_x = Vec::with_capacity(w);
+    let mut runs: Vec<(usize, usize, usize)> = Vec::with_capacity(chip_cols);
+    let mut weight = Vec::with_capacity(w);
     for x in 0..w {
         let u = x as f64 / chip;
-        chip_x.push((u as u32, u.fract() as f32));
-        let b = ((x as f32 + 0.5) / mask.block as f32 - 0.5).max(0.0);
-        block_x.push(((b as u32).min(mask.cols as u32 - 1), b.fract()));
+        let ix = u as usize;
+        weight.push(u.fract() as f32);
+        match runs.last_mut() {
+            Some((_, end, i)) if *i == ix => *end = x + 1,
+            _ => runs.push((x, x + 1, ix)),
+        }
     }
     let mut pattern_row = vec![0f32; chip_cols];
-    let mut mask_row = vec![0f32; mask.cols + 1];
-    let mut delta = vec![0i16; w];
+    let mut mask_row = vec![0f32; mask.cols];
+    let mut amp = vec![0f32; w];
+    let mut delta = vec![0i8; w * ch];
 
     for (y, row) in pixels.data.chunks_exact_mut(w * ch).enumerate() {
-        // This row of the pattern at every chip column, and of the mask at every block.
+        // This row of the pattern at every chip column (with the gain), and of the mask at
+        // every block (between block centres vertically; constant across a block).
         let v = y as f64 / chip;
         let (cy, fy) = (v as usize, v.fract() as f32);
         let (t0, t1) = (&tile[(cy % CHIPS) * CHIPS..][..CHIPS], &tile[((cy + 1) % CHIPS) * CHIPS..][..CHIPS]);
@@ -419,29 +453,46 @@ pub fn embed(pixels: &mut Pixels, key: &Key, id: MarkId) -> Result<Embedded> {
         let r0 = (by as usize).min(mask.rows - 1);
         let r1 = (r0 + 1).min(mask.rows - 1);
         let wy = by.fract();
-        for (c, m) in mask_row[..mask.cols].iter_mut().enumerate() {
-            let (a, b) = (mask.values[r0 * mask.cols + c], mask.values[r1 * mask.cols + c]);
+        let (m0, m1) = (&mask.values[r0 * mask.cols..][..mask.cols], &mask.values[r1 * mask.cols..][..mask.cols]);
+        for ((m, &a), &b) in mask_row.iter_mut().zip(m0).zip(m1) {
             *m = a + (b - a) * wy;
         }
-        mask_row[mask.cols] = mask_row[mask.cols - 1];
 
-        for ((d, &(ix, fx)), &(bx, wx)) in delta.iter_mut().zip(&chip_x).zip(&block_x) {
-            let (p0, p1) = (pattern_row[ix as usize], pattern_row[ix as usize + 1]);
-            let (m0, m1) = (mask_row[bx as usize], mask_row[bx as usize + 1]);
-            let amp = (p0 + (p1 - p0) * fx) * (m0 + (m1 - m0) * wx);
-            // Round half up without a libm call; |amp| <= 8.
-            *d = (amp + 64.5) as i16 - 64;
-        }
-        for (px, &d) in row.chunks_exact_mut(ch).zip(&delta) {
-            for c in &mut px[..3] {
-                *c = (*c as i16 + d).clamp(0, 255) as u8;
+        for &(start, end, ix) in &runs {
+            let (p0, p1) = (pattern_row[ix], pattern_row[ix + 1]);
+            for (a, &fx) in amp[start..end].iter_mut().zip(&weight[start..end]) {
+                *a = p0 + (p1 - p0) * fx;
             }
+        }
+        for (a, &m) in amp.chunks_mut(mask.block).zip(&mask_row) {
+            a.iter_mut().for_each(|a| *a *= m);
+        }
+        match ch {
+            3 => add_luma::<3>(row, &amp, &mut delta),
+            _ => add_luma::<4>(row, &amp, &mut delta),
         }
     }
     Ok(Embedded {
         rms,
         strength: rms / target_rms,
     })
+}
+
+/// Rounds each pixel's change to whole levels and adds it to its R, G and B (alpha, if any,
+/// untouched). `delta` is scratch space of the row's length in bytes.
+fn add_luma<const N: usize>(row: &mut [u8], amp: &[f32], delta: &mut [i8]) {
+    // Round to nearest without a libm call: adding 1.5 x 2^23 leaves the integer in the low
+    // mantissa bits. |amp| <= 8.
+    const MAGIC: f32 = 12_582_912.0;
+    for (d, &a) in delta.chunks_exact_mut(N).zip(amp) {
+        let q = ((a + MAGIC).to_bits() as i32 - MAGIC.to_bits() as i32) as i8;
+        d[0] = q;
+        d[1] = q;
+        d[2] = q;
+    }
+    for (c, &d) in row.iter_mut().zip(delta.iter()) {
+        *c = (*c as i16 + d as i16).clamp(0, 255) as u8;
+    }
 }
 
 /// What the detector found in one image.
