@@ -41,6 +41,9 @@ const BINS: usize = 4;
 /// Accumulator side: one tile.
 const ACC: usize = CHIPS * BINS;
 
+/// Largest zoom searched: a crop keeping a third of the width (a 4:5 crop of a 2.4:1
+/// panorama).
+const MAX_ZOOM: f64 = 3.0;
 /// Narrowest image that can carry the mark: chips of two pixels.
 pub const MIN_WIDTH: u32 = 768;
 /// Pilot score (z) from which a detection counts, when the CRC matches too.
@@ -660,20 +663,26 @@ impl Detector {
         }
         let plane = Plane::of(pixels);
         let whole = (0, 0, plane.w, plane.h);
-        // A whole-width copy: the period is known to within rounding.
+        // Chip size of a whole-width copy; a crop enlarges it by the zoom.
         let nominal = plane.w as f64 / CHIPS_ACROSS;
-        let fine = |centre: f64, window: Window| {
+        // The best of nine zooms around `centre`, `step` apart, folding `window`.
+        let around = |centre: f64, step: f64, window: Window| {
             (-4..=4)
-                .map(|i| self.locate(&plane, window, nominal * centre * (1.0 + 0.001 * i as f64), centre))
+                .map(|i| {
+                    let zoom = centre * (1.0 + step * i as f64);
+                    self.locate(&plane, window, nominal * zoom, zoom)
+                })
                 .max_by(|a, b| a.score.total_cmp(&b.score))
                 .expect("nine candidates")
         };
-        let mut best = fine(1.0, whole);
+        // A whole-width copy: the period is known to within rounding.
+        let mut best = around(1.0, 0.001, whole);
         if best.score < THRESHOLD {
-            // A crop: scan the zoom on a window of about four tiles, then refine the best.
+            // A crop: scan the zoom on a window of about four tiles, 0.8% apart (a fold of
+            // four tiles tolerates 0.4%), up to a crop keeping a third of the width.
             let mut coarse = Vec::new();
             let mut zoom = 0.97f64;
-            while zoom < 2.25 {
+            while zoom < MAX_ZOOM {
                 let side = (4.0 * CHIPS as f64 * nominal * zoom) as usize;
                 let (ww, wh) = (side.min(plane.w), side.min(plane.h));
                 let window = ((plane.w - ww) / 2, (plane.h - wh) / 2, (plane.w + ww) / 2, (plane.h + wh) / 2);
@@ -682,17 +691,16 @@ impl Detector {
             }
             coarse.sort_by(|a, b| b.score.total_cmp(&a.score));
             for c in coarse.iter().take(3) {
-                let refined = (-4..=4)
-                    .map(|i| {
-                        let z = c.zoom * (1.0 + 0.001 * i as f64);
-                        self.locate(&plane, whole, nominal * z, z)
-                    })
-                    .max_by(|a, b| a.score.total_cmp(&b.score))
-                    .expect("nine candidates");
+                let refined = around(c.zoom, 0.001, whole);
                 if refined.score > best.score {
                     best = refined;
                 }
             }
+        }
+        // Last, a quarter of the step: a whole-image fold drifts by 0.4 chip per 0.1%.
+        let finest = around(best.zoom, 0.00025, whole);
+        if finest.score > best.score {
+            best = finest;
         }
         let (id, crc_ok) = self.decode(&best.acc, best.offset);
         Detection {
