@@ -30,12 +30,22 @@ fn bench(c: &mut Criterion) {
     group.sample_size(10);
     group.throughput(Throughput::Elements(w as u64 * h as u64));
     let mut img = base.clone();
-    group.bench_function("embed_24mp", |b| b.iter(|| mark::embed(&mut img, &key, id).unwrap()));
+    group.bench_function("embed_24mp", |b| {
+        b.iter(|| mark::embed(&mut img, &key, id).unwrap())
+    });
 
     // The platform copy: 1080 px wide, JPEG q80, then an off-centre crop keeping 85% of the
     // width, so that the detector has to search the zoom.
     let small = photoshield::resize::resize_exact(&img, 1080, 720).unwrap();
-    let bytes = codec::encode(&small, EncodeSettings { format: OutputFormat::Jpeg, quality: 80 }, None).unwrap();
+    let bytes = codec::encode(
+        &small,
+        EncodeSettings {
+            format: OutputFormat::Jpeg,
+            quality: 80,
+        },
+        None,
+    )
+    .unwrap();
     let small = photoshield::compare::load(&bytes).unwrap();
     let (cw, ch) = (918usize, 650usize);
     let mut data = Vec::with_capacity(cw * ch * 3);
@@ -44,7 +54,11 @@ fn bench(c: &mut Criterion) {
     }
     let cropped = Pixels::new(cw as u32, ch as u32, Layout::Rgb8, data);
     let detector = Detector::new(&key);
-    assert_eq!(detector.detect(&cropped).id, Some(id), "the bench image must carry the mark");
+    assert_eq!(
+        detector.detect(&cropped).id,
+        Some(id),
+        "the bench image must carry the mark"
+    );
     group.throughput(Throughput::Elements((cw * ch) as u64));
     group.bench_function("detect_1080_cropped", |b| b.iter(|| detector.detect(&cropped)));
     group.bench_function("detect_1080_uncropped", |b| b.iter(|| detector.detect(&small)));

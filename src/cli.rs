@@ -99,8 +99,8 @@ Example:
 const DETECT_HELP: &str = "\
 A mark is reported only when its pilot score reaches the threshold (7) and its CRC-16 matches;
 a copy with a mismatching CRC is reported as 'no mark found', never with a wrong ID. The
-detector handles resizing, crops down to about 45% of the width, JPEG/WebP recompression and
-brightness changes; it does not handle rotation, mirroring or aspect changes.
+detector handles resizing, crops keeping a third of the width or more, JPEG/WebP recompression
+and brightness changes; it does not handle rotation, mirroring or aspect changes.
 
 Examples:
   photoshield detect downloaded.jpg --key mark.key
@@ -135,8 +135,13 @@ pub struct DetectArgs {
 
 /// Reads a key file, with the file named in every error.
 pub fn read_key(path: &Path) -> anyhow::Result<photoshield::mark::Key> {
-    let text = std::fs::read(path)
-        .map_err(|e| anyhow::anyhow!("cannot read key file {}: {}", path.display(), photoshield::batch::io_reason(&e)))?;
+    let text = std::fs::read(path).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read key file {}: {}",
+            path.display(),
+            photoshield::batch::io_reason(&e)
+        )
+    })?;
     let text = String::from_utf8(text)
         .map_err(|_| anyhow::anyhow!("{}: not a photoshield key file (not text)", path.display()))?;
     photoshield::mark::Key::parse(&text).map_err(|why| anyhow::anyhow!("{}: {why}", path.display()))
@@ -640,12 +645,15 @@ impl Settings {
     fn mark(&self) -> anyhow::Result<Option<photoshield::mark::Mark>> {
         let (id, key) = match (&self.mark, &self.key) {
             (None, None) => return Ok(None),
-            (Some(_), None) => bail!("--mark needs --key KEYFILE (make one with `photoshield keygen -o KEYFILE`)"),
+            (Some(_), None) => {
+                bail!("--mark needs --key KEYFILE (make one with `photoshield keygen -o KEYFILE`)")
+            }
             (None, Some(_)) => bail!("--key goes with --mark ID"),
             (Some(id), Some(key)) => (id, key),
         };
         let bits = self.mark_bits.as_deref().unwrap_or("32").parse().unwrap_or(32);
-        let id = photoshield::mark::MarkId::parse(id, bits).map_err(|why| anyhow::anyhow!("--mark: {why}"))?;
+        let id =
+            photoshield::mark::MarkId::parse(id, bits).map_err(|why| anyhow::anyhow!("--mark: {why}"))?;
         Ok(Some(photoshield::mark::Mark {
             key: read_key(key)?,
             id,
@@ -655,7 +663,10 @@ impl Settings {
 
     /// Makes the file paths of a config file relative to the file's folder.
     fn relative_to(mut self, dir: &Path) -> Settings {
-        for path in [&mut self.font, &mut self.logo, &mut self.key].into_iter().flatten() {
+        for path in [&mut self.font, &mut self.logo, &mut self.key]
+            .into_iter()
+            .flatten()
+        {
             if path.is_relative() {
                 *path = dir.join(&*path);
             }
@@ -706,7 +717,9 @@ fn id_from_toml<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>
 fn bits_from_toml<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     match u8::deserialize(d)? {
         b @ (32 | 64) => Ok(Some(b.to_string())),
-        b => Err(serde::de::Error::custom(format!("mark-bits is 32 or 64, not {b}"))),
+        b => Err(serde::de::Error::custom(format!(
+            "mark-bits is 32 or 64, not {b}"
+        ))),
     }
 }
 
@@ -865,6 +878,17 @@ mod tests {
         assert_eq!(o.quality, 80);
         assert_eq!(o.format, Some(OutputFormat::Jpeg));
         assert!(!o.keep_icc);
+    }
+
+    #[test]
+    fn the_config_file_can_hold_the_mark_and_its_key_relative_to_itself() {
+        let s =
+            settings("mark = 1234\nmark-bits = 64\nkey = 'keys/mark.key'").relative_to(Path::new("/etc/ps"));
+        assert_eq!(s.mark.as_deref(), Some("1234"));
+        assert_eq!(s.mark_bits.as_deref(), Some("64"));
+        assert_eq!(s.key.as_deref(), Some(Path::new("/etc/ps/keys/mark.key")));
+        assert!(toml::from_str::<Settings>("mark-bits = 48").is_err());
+        assert_eq!(settings("mark = '0xff'").mark.as_deref(), Some("0xff"));
     }
 
     #[test]

@@ -141,7 +141,10 @@ fn human_bytes(n: u64) -> String {
 
 /// The files named on the command line, folders walked in name order. In a folder, only
 /// `images_only` files with an image extension are taken. A walk error becomes an `Err` line.
-fn files_of(paths: &[std::path::PathBuf], images_only: bool) -> anyhow::Result<Vec<Result<std::path::PathBuf, String>>> {
+fn files_of(
+    paths: &[std::path::PathBuf],
+    images_only: bool,
+) -> anyhow::Result<Vec<Result<std::path::PathBuf, String>>> {
     let mut files = Vec::new();
     for path in paths {
         if !path.exists() {
@@ -150,7 +153,10 @@ fn files_of(paths: &[std::path::PathBuf], images_only: bool) -> anyhow::Result<V
         if path.is_dir() {
             for entry in walkdir::WalkDir::new(path).follow_links(true).sort_by_file_name() {
                 match entry {
-                    Ok(e) if e.file_type().is_file() && (!images_only || batch::has_image_extension(e.path())) => {
+                    Ok(e)
+                        if e.file_type().is_file()
+                            && (!images_only || batch::has_image_extension(e.path())) =>
+                    {
                         files.push(Ok(e.into_path()))
                     }
                     Ok(_) => {}
@@ -264,12 +270,23 @@ fn keygen(args: KeygenArgs) -> anyhow::Result<ExitCode> {
             "{}: exists; refusing to replace a key (the marks made with it could no longer be read)",
             path.display()
         ),
-        _ => anyhow::anyhow!("cannot write key file {}: {}", path.display(), batch::io_reason(&e)),
+        _ => anyhow::anyhow!(
+            "cannot write key file {}: {}",
+            path.display(),
+            batch::io_reason(&e)
+        ),
     })?;
-    if let Err(e) = file.write_all(key.to_file_text().as_bytes()).and_then(|()| file.sync_all()) {
+    if let Err(e) = file
+        .write_all(key.to_file_text().as_bytes())
+        .and_then(|()| file.sync_all())
+    {
         drop(file);
         let _ = std::fs::remove_file(path);
-        anyhow::bail!("cannot write key file {}: {}", path.display(), batch::io_reason(&e));
+        anyhow::bail!(
+            "cannot write key file {}: {}",
+            path.display(),
+            batch::io_reason(&e)
+        );
     }
     eprintln!(
         "wrote {} (fingerprint {}). Keep it secret and backed up: without it no mark can be read.",
@@ -289,10 +306,11 @@ fn detect(args: DetectArgs) -> anyhow::Result<ExitCode> {
         .into_par_iter()
         .map(|file| {
             let path = file?;
-            let bytes = std::fs::read(&path)
-                .map_err(|e| format!("{}: {}", path.display(), batch::io_reason(&e)))?;
+            let bytes =
+                std::fs::read(&path).map_err(|e| format!("{}: {}", path.display(), batch::io_reason(&e)))?;
             let start = std::time::Instant::now();
-            let pixels = photoshield::compare::load(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+            let pixels =
+                photoshield::compare::load(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
             let found = detector.detect(&pixels);
             Ok::<_, String>((path, found, start.elapsed().as_secs_f64() * 1e3))
         })
@@ -338,9 +356,17 @@ fn detect(args: DetectArgs) -> anyhow::Result<ExitCode> {
                     found.score,
                     photoshield::mark::THRESHOLD
                 )?,
-                None => writeln!(out, "{shown}: no mark found (score {:.1}, no CRC match)", found.score)?,
+                None => writeln!(
+                    out,
+                    "{shown}: no mark found (score {:.1}, no CRC match)",
+                    found.score
+                )?,
             }
         }
     }
-    Ok(if all_verified { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if all_verified {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -85,7 +85,9 @@ impl Key {
     pub fn parse(text: &str) -> std::result::Result<Key, String> {
         let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
         if lines.next() != Some(KEY_HEADER) {
-            return Err(format!("not a photoshield key file (the first line should be '{KEY_HEADER}')"));
+            return Err(format!(
+                "not a photoshield key file (the first line should be '{KEY_HEADER}')"
+            ));
         }
         let hex = lines.next().ok_or("the key line is missing")?;
         if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -205,7 +207,11 @@ fn crc16(bytes: &[u8]) -> u16 {
     for &b in bytes {
         crc ^= (b as u16) << 8;
         for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 { crc << 1 ^ 0x1021 } else { crc << 1 };
+            crc = if crc & 0x8000 != 0 {
+                crc << 1 ^ 0x1021
+            } else {
+                crc << 1
+            };
         }
     }
     crc
@@ -227,7 +233,13 @@ impl Layout {
         let mut bytes = [0u8; CHIPS * CHIPS / 8];
         stream.fill(&mut bytes);
         let pn = (0..CHIPS * CHIPS)
-            .map(|i| if bytes[i / 8] >> (i % 8) & 1 == 1 { 1.0 } else { -1.0 })
+            .map(|i| {
+                if bytes[i / 8] >> (i % 8) & 1 == 1 {
+                    1.0
+                } else {
+                    -1.0
+                }
+            })
             .collect();
         let mut order: Vec<usize> = (0..CHIPS * CHIPS).collect();
         for i in (1..order.len()).rev() {
@@ -360,7 +372,9 @@ impl Mask {
         let (ts, tq, tn) = (sat(&sum), sat(&sq), sat(&count));
         let radius = ((chip / block as f64).round() as usize).max(1);
         let rect = |t: &[u64], c0: usize, r0: usize, c1: usize, r1: usize| {
-            t[r1 * (cols + 1) + c1] + t[r0 * (cols + 1) + c0] - t[r0 * (cols + 1) + c1] - t[r1 * (cols + 1) + c0]
+            t[r1 * (cols + 1) + c1] + t[r0 * (cols + 1) + c0]
+                - t[r0 * (cols + 1) + c1]
+                - t[r1 * (cols + 1) + c0]
         };
         let mut values = vec![0f32; cols * rows];
         let mut total = 0f64;
@@ -447,7 +461,10 @@ pub fn embed(pixels: &mut Pixels, key: &Key, id: MarkId) -> Result<Embedded> {
         // every block (between block centres vertically; constant across a block).
         let v = y as f64 / chip;
         let (cy, fy) = (v as usize, v.fract() as f32);
-        let (t0, t1) = (&tile[(cy % CHIPS) * CHIPS..][..CHIPS], &tile[((cy + 1) % CHIPS) * CHIPS..][..CHIPS]);
+        let (t0, t1) = (
+            &tile[(cy % CHIPS) * CHIPS..][..CHIPS],
+            &tile[((cy + 1) % CHIPS) * CHIPS..][..CHIPS],
+        );
         for (i, p) in pattern_row.iter_mut().enumerate() {
             let (a, b) = (t0[i % CHIPS], t1[i % CHIPS]);
             *p = gain * (a + (b - a) * fy);
@@ -456,7 +473,10 @@ pub fn embed(pixels: &mut Pixels, key: &Key, id: MarkId) -> Result<Embedded> {
         let r0 = (by as usize).min(mask.rows - 1);
         let r1 = (r0 + 1).min(mask.rows - 1);
         let wy = by.fract();
-        let (m0, m1) = (&mask.values[r0 * mask.cols..][..mask.cols], &mask.values[r1 * mask.cols..][..mask.cols]);
+        let (m0, m1) = (
+            &mask.values[r0 * mask.cols..][..mask.cols],
+            &mask.values[r1 * mask.cols..][..mask.cols],
+        );
         for ((m, &a), &b) in mask_row.iter_mut().zip(m0).zip(m1) {
             *m = a + (b - a) * wy;
         }
@@ -537,7 +557,10 @@ impl Plane {
             acc.iter_mut().for_each(|a| *a = 0);
             for row in pixels.data.chunks_exact(w0 * ch).skip(y * k).take(k) {
                 for (a, block) in acc.iter_mut().zip(row.chunks_exact(k * ch)) {
-                    *a += block.chunks_exact(ch).map(|p| luma(p[0], p[1], p[2])).sum::<u32>();
+                    *a += block
+                        .chunks_exact(ch)
+                        .map(|p| luma(p[0], p[1], p[2]))
+                        .sum::<u32>();
                 }
             }
             let scale = 1.0 / (k * k) as f32;
@@ -566,7 +589,9 @@ impl Plane {
 
 fn gaussian(sigma: f32) -> Vec<f32> {
     let r = (3.0 * sigma).ceil() as i32;
-    let k: Vec<f32> = (-r..=r).map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp()).collect();
+    let k: Vec<f32> = (-r..=r)
+        .map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp())
+        .collect();
     let s: f32 = k.iter().sum();
     k.into_iter().map(|v| v / s).collect()
 }
@@ -586,8 +611,7 @@ fn blur(src: &[f32], w: usize, h: usize, kernel: &[f32]) -> Vec<f32> {
         }
     }
     let mut out = vec![0f32; w * h];
-    for ky in 0..kernel.len() {
-        let k = kernel[ky];
+    for (ky, &k) in kernel.iter().enumerate() {
         for y in 0..h {
             let sy = (y + ky).saturating_sub(r).min(h - 1);
             for (o, s) in out[y * w..][..w].iter_mut().zip(&tmp[sy * w..][..w]) {
@@ -685,7 +709,12 @@ impl Detector {
             while zoom < MAX_ZOOM {
                 let side = (4.0 * CHIPS as f64 * nominal * zoom) as usize;
                 let (ww, wh) = (side.min(plane.w), side.min(plane.h));
-                let window = ((plane.w - ww) / 2, (plane.h - wh) / 2, (plane.w + ww) / 2, (plane.h + wh) / 2);
+                let window = (
+                    (plane.w - ww) / 2,
+                    (plane.h - wh) / 2,
+                    (plane.w + ww) / 2,
+                    (plane.h + wh) / 2,
+                );
                 coarse.push(self.locate(&plane, window, nominal * zoom, zoom));
                 zoom *= 1.008;
             }
@@ -818,7 +847,11 @@ fn fold(plane: &Plane, (x0, y0, x1, y1): Window, chip: f64) -> Vec<f32> {
     let mean = (total / filled.max(1) as f64) as f32;
     for (by, row) in acc.chunks_exact_mut(ACC).enumerate() {
         for (bx, v) in row.iter_mut().enumerate() {
-            *v = if row_count[by] * col_count[bx] > 0 { *v - mean } else { 0.0 };
+            *v = if row_count[by] * col_count[bx] > 0 {
+                *v - mean
+            } else {
+                0.0
+            };
         }
     }
     acc
@@ -848,7 +881,9 @@ mod tests {
     fn ids_parse_in_decimal_and_hex_and_refuse_what_does_not_fit() {
         assert_eq!(MarkId::parse("123456", 32).unwrap().value, 123456);
         assert_eq!(MarkId::parse("0xDEADbeef", 32).unwrap().value, 0xdead_beef);
-        assert!(MarkId::parse("0x1_0000_0000", 32).unwrap_err().contains("--mark-bits 64"));
+        assert!(MarkId::parse("0x1_0000_0000", 32)
+            .unwrap_err()
+            .contains("--mark-bits 64"));
         assert_eq!(MarkId::parse("0x1_0000_0000", 64).unwrap().value, 1 << 32);
         assert!(MarkId::parse("0x1_0000_0000_0000_0000", 64).is_err());
         assert!(MarkId::parse("-3", 32).is_err());
@@ -858,7 +893,10 @@ mod tests {
 
     #[test]
     fn messages_round_trip_and_the_crc_catches_a_flipped_bit() {
-        for id in [MarkId::parse("0xa5a5f00d", 32).unwrap(), MarkId::parse("0x0123456789abcdef", 64).unwrap()] {
+        for id in [
+            MarkId::parse("0xa5a5f00d", 32).unwrap(),
+            MarkId::parse("0x0123456789abcdef", 64).unwrap(),
+        ] {
             let mut m = id.message();
             assert_eq!(MarkId::from_message(&m, id.bits), Some(id));
             for i in 0..m.len() {
@@ -875,8 +913,12 @@ mod tests {
     fn key_files_round_trip_and_bad_ones_say_why() {
         let key = Key::from_bytes([7; 32]);
         assert_eq!(Key::parse(&key.to_file_text()).unwrap(), key);
-        assert!(Key::parse("hello").unwrap_err().contains("not a photoshield key file"));
-        assert!(Key::parse(&format!("{KEY_HEADER}\nabc\n")).unwrap_err().contains("64 hexadecimal"));
+        assert!(Key::parse("hello")
+            .unwrap_err()
+            .contains("not a photoshield key file"));
+        assert!(Key::parse(&format!("{KEY_HEADER}\nabc\n"))
+            .unwrap_err()
+            .contains("64 hexadecimal"));
         assert!(!format!("{key:?}").contains("0707"));
     }
 

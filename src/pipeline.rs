@@ -175,7 +175,12 @@ impl Pipeline {
 
     /// Embeds the mark, or explains in a note why it could not be (an error instead when the
     /// mark is required).
-    fn embed_mark(&self, pixels: &mut Pixels, m: &Mark, notes: &mut Vec<String>) -> Result<Option<MarkReport>> {
+    fn embed_mark(
+        &self,
+        pixels: &mut Pixels,
+        m: &Mark,
+        notes: &mut Vec<String>,
+    ) -> Result<Option<MarkReport>> {
         match mark::embed(pixels, &m.key, m.id) {
             Ok(e) if e.is_weak() => {
                 let why = format!(

@@ -49,14 +49,21 @@ fn crop(p: &Pixels, x0: u32, y0: u32, w: u32, h: u32) -> Pixels {
 }
 
 fn brighter(p: &Pixels, factor: f32) -> Pixels {
-    let data = p.data.iter().map(|&v| (v as f32 * factor).round().min(255.0) as u8).collect();
+    let data = p
+        .data
+        .iter()
+        .map(|&v| (v as f32 * factor).round().min(255.0) as u8)
+        .collect();
     Pixels::new(p.width, p.height, p.layout, data)
 }
 
 fn assert_reads(detector: &Detector, copy: &Pixels, id: MarkId, what: &str) {
     let found = detector.detect(copy);
     assert_eq!(found.id, Some(id), "{what}: {found:?}");
-    assert!(found.score >= mark::THRESHOLD && found.crc_ok, "{what}: {found:?}");
+    assert!(
+        found.score >= mark::THRESHOLD && found.crc_ok,
+        "{what}: {found:?}"
+    );
 }
 
 #[test]
@@ -66,15 +73,57 @@ fn the_id_survives_what_platforms_do() {
     let detector = Detector::new(&key());
     let (w, h) = (copy.width, copy.height);
     assert_reads(&detector, &copy, id32(), "no attack");
-    assert_reads(&detector, &encoded(&copy, OutputFormat::Jpeg, 75), id32(), "JPEG q75");
-    assert_reads(&detector, &encoded(&copy, OutputFormat::Jpeg, 50), id32(), "JPEG q50");
-    assert_reads(&detector, &encoded(&to_width(&copy, 1080), OutputFormat::Jpeg, 75), id32(), "1080 px + q75");
-    assert_reads(&detector, &crop(&copy, w / 20, h / 20, w * 9 / 10, h * 9 / 10), id32(), "centre crop 90%");
+    assert_reads(
+        &detector,
+        &encoded(&copy, OutputFormat::Jpeg, 75),
+        id32(),
+        "JPEG q75",
+    );
+    assert_reads(
+        &detector,
+        &encoded(&copy, OutputFormat::Jpeg, 50),
+        id32(),
+        "JPEG q50",
+    );
+    assert_reads(
+        &detector,
+        &encoded(&to_width(&copy, 1080), OutputFormat::Jpeg, 75),
+        id32(),
+        "1080 px + q75",
+    );
+    assert_reads(
+        &detector,
+        &crop(&copy, w / 20, h / 20, w * 9 / 10, h * 9 / 10),
+        id32(),
+        "centre crop 90%",
+    );
     let off_centre = crop(&copy, w - w * 92 / 100, 0, w * 92 / 100, h * 95 / 100);
-    assert_reads(&detector, &encoded(&to_width(&off_centre, 1080), OutputFormat::Jpeg, 80), id32(), "off-centre crop + 1080 + q80");
+    assert_reads(
+        &detector,
+        &encoded(&to_width(&off_centre, 1080), OutputFormat::Jpeg, 80),
+        id32(),
+        "off-centre crop + 1080 + q80",
+    );
     let portrait = crop(&copy, (w - h * 4 / 5) / 3, 0, h * 4 / 5, h);
-    assert_reads(&detector, &encoded(&to_width(&portrait, 1080), OutputFormat::Jpeg, 80), id32(), "4:5 crop + 1080 + q80");
-    assert_reads(&detector, &encoded(&copy, OutputFormat::WebP, 80), id32(), "WebP q80");
+    assert_reads(
+        &detector,
+        &encoded(&to_width(&portrait, 1080), OutputFormat::Jpeg, 80),
+        id32(),
+        "4:5 crop + 1080 + q80",
+    );
+    let third = crop(&copy, w / 3, h / 5, w * 2 / 5, h * 3 / 5);
+    assert_reads(
+        &detector,
+        &encoded(&third, OutputFormat::Jpeg, 80),
+        id32(),
+        "crop keeping 40% of the width + q80",
+    );
+    assert_reads(
+        &detector,
+        &encoded(&copy, OutputFormat::WebP, 80),
+        id32(),
+        "WebP q80",
+    );
     assert_reads(&detector, &brighter(&copy, 1.1), id32(), "brightness +10%");
 }
 
@@ -83,7 +132,12 @@ fn a_64_bit_id_round_trips() {
     let id = MarkId::parse("0x0123456789ABCDEF", 64).unwrap();
     let copy = marked(&textured(1600, 1200, 5), id);
     let detector = Detector::new(&key());
-    assert_reads(&detector, &encoded(&to_width(&copy, 1080), OutputFormat::Jpeg, 75), id, "64-bit, 1080 + q75");
+    assert_reads(
+        &detector,
+        &encoded(&to_width(&copy, 1080), OutputFormat::Jpeg, 75),
+        id,
+        "64-bit, 1080 + q75",
+    );
 }
 
 #[test]
@@ -124,7 +178,11 @@ fn the_mark_is_invisible_by_the_numbers() {
 #[test]
 fn the_change_is_luminance_only_and_alpha_is_untouched() {
     let rgb = textured(1200, 800, 6);
-    let rgba: Vec<u8> = rgb.data.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 77]).collect();
+    let rgba: Vec<u8> = rgb
+        .data
+        .chunks_exact(3)
+        .flat_map(|p| [p[0], p[1], p[2], 77])
+        .collect();
     let original = Pixels::new(1200, 800, Layout::Rgba8, rgba);
     let copy = marked(&original, id32());
     for (a, b) in original.data.chunks_exact(4).zip(copy.data.chunks_exact(4)) {
@@ -141,7 +199,10 @@ fn the_change_is_luminance_only_and_alpha_is_untouched() {
 fn embedding_is_deterministic() {
     let original = textured(1000, 700, 7);
     assert_eq!(marked(&original, id32()), marked(&original, id32()));
-    assert_ne!(marked(&original, id32()), marked(&original, MarkId::parse("1", 32).unwrap()));
+    assert_ne!(
+        marked(&original, id32()),
+        marked(&original, MarkId::parse("1", 32).unwrap())
+    );
 }
 
 #[test]
@@ -150,7 +211,10 @@ fn too_small_or_too_flat_images_are_reported() {
     let err = mark::embed(&mut small, &key(), id32()).unwrap_err().to_string();
     assert!(err.contains("too small") && err.contains("768"), "{err}");
     let mut thin = textured(3000, 200, 1);
-    assert!(mark::embed(&mut thin, &key(), id32()).is_err(), "a strip lower than one tile");
+    assert!(
+        mark::embed(&mut thin, &key(), id32()).is_err(),
+        "a strip lower than one tile"
+    );
 
     let mut flat = Pixels::new(1200, 800, Layout::Rgb8, vec![128; 1200 * 800 * 3]);
     let e = mark::embed(&mut flat, &key(), id32()).unwrap();

@@ -59,7 +59,11 @@ fn keygen_writes_a_private_key_and_never_replaces_one() {
     assert_eq!(fs::read_to_string(&key).unwrap(), text);
     // Two keys differ.
     let other = dir.path().join("other.key");
-    photoshield().args(["keygen", "-o"]).arg(&other).assert().success();
+    photoshield()
+        .args(["keygen", "-o"])
+        .arg(&other)
+        .assert()
+        .success();
     assert_ne!(fs::read_to_string(&other).unwrap(), text);
 }
 
@@ -70,14 +74,29 @@ fn protect_marks_every_file_and_detect_reads_the_ids_back() {
     let root = shoot(dir.path());
     let out = dir.path().join("out");
     photoshield()
-        .args(["protect", "-q", "--mark", "0xC0FFEE42", "--text", "© Jane", "--perturb", "low", "--key"])
+        .args([
+            "protect",
+            "-q",
+            "--mark",
+            "0xC0FFEE42",
+            "--text",
+            "© Jane",
+            "--perturb",
+            "low",
+            "--key",
+        ])
         .arg(&key)
         .arg(&root)
         .arg("-o")
         .arg(&out)
         .assert()
         .success();
-    let assert = photoshield().args(["detect", "--json", "--key"]).arg(&key).arg(&out).assert().success();
+    let assert = photoshield()
+        .args(["detect", "--json", "--key"])
+        .arg(&key)
+        .arg(&out)
+        .assert()
+        .success();
     let stdout = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
     let records: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(records.len(), 3, "{stdout}");
@@ -106,7 +125,11 @@ fn protect_marks_every_file_and_detect_reads_the_ids_back() {
         .stdout(predicate::str::contains("0xc0ffee42").not());
     // Nor does a mark read with another key.
     let other = dir.path().join("other.key");
-    photoshield().args(["keygen", "-o"]).arg(&other).assert().success();
+    photoshield()
+        .args(["keygen", "-o"])
+        .arg(&other)
+        .assert()
+        .success();
     photoshield()
         .args(["detect", "--key"])
         .arg(&other)
@@ -151,10 +174,20 @@ fn a_64_bit_id_needs_mark_bits_64() {
         .arg(root.join("a.jpg"))
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("does not fit in 32 bits; use --mark-bits 64"));
+        .stderr(predicate::str::contains(
+            "does not fit in 32 bits; use --mark-bits 64",
+        ));
     let out = dir.path().join("a64.jpg");
     photoshield()
-        .args(["protect", "-q", "--mark", "0x123456789", "--mark-bits", "64", "--key"])
+        .args([
+            "protect",
+            "-q",
+            "--mark",
+            "0x123456789",
+            "--mark-bits",
+            "64",
+            "--key",
+        ])
         .arg(&key)
         .arg(root.join("a.jpg"))
         .arg("-o")
@@ -180,10 +213,22 @@ fn bad_keys_and_ids_are_usage_errors_naming_the_file() {
     let missing = dir.path().join("missing.key");
     for (args, message) in [
         (vec!["--mark", "5"], "--mark needs --key KEYFILE".to_string()),
-        (vec!["--key", bad.to_str().unwrap()], "--key goes with --mark".to_string()),
-        (vec!["--mark", "5", "--key", bad.to_str().unwrap()], format!("{}: not a photoshield key file", bad.display())),
-        (vec!["--mark", "5", "--key", missing.to_str().unwrap()], format!("cannot read key file {}: no such file", missing.display())),
-        (vec!["--mark", "five", "--key", bad.to_str().unwrap()], "is not a number".to_string()),
+        (
+            vec!["--key", bad.to_str().unwrap()],
+            "--key goes with --mark".to_string(),
+        ),
+        (
+            vec!["--mark", "5", "--key", bad.to_str().unwrap()],
+            format!("{}: not a photoshield key file", bad.display()),
+        ),
+        (
+            vec!["--mark", "5", "--key", missing.to_str().unwrap()],
+            format!("cannot read key file {}: no such file", missing.display()),
+        ),
+        (
+            vec!["--mark", "five", "--key", bad.to_str().unwrap()],
+            "is not a number".to_string(),
+        ),
     ] {
         photoshield()
             .arg("protect")
@@ -221,7 +266,10 @@ fn a_photo_too_small_for_the_mark_is_still_protected_unless_the_mark_is_required
         .assert()
         .success();
     let stdout = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
-    assert!(stdout.contains("no invisible mark") && stdout.contains("768 px"), "{stdout}");
+    assert!(
+        stdout.contains("no invisible mark") && stdout.contains("768 px"),
+        "{stdout}"
+    );
     assert!(out.exists());
     let required = dir.path().join("required.jpg");
     photoshield()
@@ -232,6 +280,9 @@ fn a_photo_too_small_for_the_mark_is_still_protected_unless_the_mark_is_required
         .arg(&required)
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("small.jpg").and(predicate::str::contains("too small to carry the mark")));
+        .stderr(
+            predicate::str::contains("small.jpg")
+                .and(predicate::str::contains("too small to carry the mark")),
+        );
     assert!(!required.exists());
 }
