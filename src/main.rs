@@ -15,6 +15,7 @@ use photoshield::batch::{self, FileRecord, Status, Summary};
 use photoshield::Pipeline;
 
 fn main() -> ExitCode {
+    keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Protect(args) => args.resolve().and_then(run_batch),
@@ -37,6 +38,20 @@ fn main() -> ExitCode {
             eprintln!("Error: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Every file needs the same few large buffers (the file, the decoded pixels, the output). By
+/// default glibc gives each one fresh pages from the kernel and returns them when freed, so every
+/// file pays for its buffers in page faults again (up to 20 ms for a 36 MB image). Keeping freed
+/// memory in the allocator lets the next file reuse it; the peak stays the same.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator thresholds; it is called before any other thread
+    // exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
     }
 }
 
