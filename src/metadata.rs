@@ -202,6 +202,16 @@ pub struct JpegLayout<'a> {
 /// Walks a JPEG's segments, through every scan of a progressive file, up to the end-of-image
 /// marker. Never reads past the buffer; stops with `error` set on a malformed structure.
 pub fn jpeg_layout(b: &[u8]) -> JpegLayout<'_> {
+    walk_jpeg(b, false)
+}
+
+/// The segments before the first scan (where EXIF, ICC and the frame header live), without
+/// reading the compressed data: cheap on a large file.
+pub fn jpeg_header(b: &[u8]) -> JpegLayout<'_> {
+    walk_jpeg(b, true)
+}
+
+fn walk_jpeg(b: &[u8], header_only: bool) -> JpegLayout<'_> {
     let mut layout = JpegLayout::default();
     if !b.starts_with(&[0xFF, 0xD8]) {
         layout.error = Some("missing start-of-image marker");
@@ -253,6 +263,9 @@ pub fn jpeg_layout(b: &[u8]) -> JpegLayout<'_> {
             data: &b[i + 4..i + 2 + len],
         });
         i += 2 + len;
+        if marker == 0xDA && header_only {
+            return layout;
+        }
         if marker == 0xDA {
             // Entropy-coded data: runs until a marker that is neither a stuffed 0x00 nor a restart.
             loop {

@@ -138,7 +138,7 @@ pub fn exif_orientation(bytes: &[u8], format: Format) -> u8 {
 /// The EXIF block (TIFF structure) of a JPEG, PNG or WebP file.
 pub fn exif_block(bytes: &[u8], format: Format) -> Option<&[u8]> {
     match format {
-        Format::Jpeg => metadata::jpeg_layout(bytes)
+        Format::Jpeg => metadata::jpeg_header(bytes)
             .segments
             .iter()
             .find(|s| s.marker == 0xE1 && s.data.starts_with(b"Exif\0"))
