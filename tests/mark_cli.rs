@@ -286,3 +286,35 @@ fn a_photo_too_small_for_the_mark_is_still_protected_unless_the_mark_is_required
         );
     assert!(!required.exists());
 }
+
+#[test]
+fn a_flat_image_gets_a_weak_mark_with_a_note_or_fails_when_the_mark_is_required() {
+    let dir = TempDir::new().unwrap();
+    let key = keygen(dir.path());
+    let flat = dir.path().join("flat.png");
+    image::RgbImage::from_pixel(1200, 800, image::Rgb([40, 40, 40]))
+        .save(&flat)
+        .unwrap();
+    let out = dir.path().join("out.png");
+    let assert = photoshield()
+        .args(["protect", "--json", "--mark", "5", "--key"])
+        .arg(&key)
+        .arg(&flat)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success();
+    let stdout = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    assert!(stdout.contains("too flat for the mark"), "{stdout}");
+    assert!(out.exists());
+    photoshield()
+        .args(["protect", "--require-mark", "--mark", "5", "--key"])
+        .arg(&key)
+        .arg(&flat)
+        .arg("-o")
+        .arg(dir.path().join("required.png"))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("flat.png").and(predicate::str::contains("too flat for the mark")));
+    assert!(!dir.path().join("required.png").exists());
+}
