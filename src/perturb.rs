@@ -404,10 +404,12 @@ impl Field {
     }
 }
 
-/// Rounds an offset within ±16 to the nearest integer (halves up) without a libm call.
+/// Rounds an offset within ±16 to the nearest integer (halves to even) without a libm call or
+/// a saturating conversion: adding 1.5 x 2^23 leaves the integer in the low mantissa bits.
 #[inline(always)]
 fn round_small(x: f32) -> i16 {
-    ((x + 16.5) as i32 - 16) as i16
+    const MAGIC: f32 = 12_582_912.0;
+    ((x + MAGIC).to_bits() as i32 - MAGIC.to_bits() as i32) as i16
 }
 
 /// Row buffers of one worker.
