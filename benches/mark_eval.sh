@@ -3,7 +3,7 @@
 # (embed with `protect --mark`, detect with `detect --json`, through the platform attacks),
 # then counts false detections on unmarked copies of the same photos.
 #
-# usage: benches/mark_eval.sh [WORKDIR]
+# usage: benches/mark_eval.sh [WORKDIR]      (PEER=1 also runs invisible-watermark's dwtDct)
 # Photos: the corpus photos of at least 1000 px and the eleven photographs among Debian's
 # plasma-workspace-wallpapers (fetched with apt-get download, not installed). The eval
 # upscales anything narrower than 3600 px, so every photo is at least 8 MP.
@@ -83,3 +83,12 @@ top = max(ok, key=lambda r: r["score"])
 print("Unmarked copies: %d detections, %d verified IDs, %d CRC matches, highest score %.2f (%s); threshold 7"
       % (len(ok), sum(r["detected"] for r in ok), sum(r["crc_ok"] for r in ok), top["score"], top["path"].split("/")[-1]))
 PY
+
+if [ "${PEER:-0}" = 1 ]; then
+  "$work/venv/bin/pip" install -q --no-deps invisible-watermark
+  "$work/venv/bin/pip" install -q opencv-python-headless PyWavelets
+  rm -rf "$work/peer"
+  "$py" "$evaltool" --peer imwatermark:dwtDct --images "$photos" --min-width 3600 --workdir "$work/peer" \
+    --out-md "$work/peer.md" 2>"$work/peer.log"
+  cat "$work/peer.md"
+fi
