@@ -194,16 +194,24 @@ fn inspect_jpeg(bytes: &[u8], ins: &mut Inspection) {
                 format!("JUMBF/C2PA manifest ({} bytes)", data.len()),
                 true,
             ),
-            Some(Kind::Other) => ins.add(
-                Category::OtherMetadata,
-                format!(
-                    "APP{} segment \"{}\" ({} bytes)",
-                    seg.marker - 0xE0,
-                    printable(&data[..data.len().min(12)], 12),
-                    data.len()
-                ),
-                true,
-            ),
+            Some(Kind::Other) => {
+                ins.add(
+                    Category::OtherMetadata,
+                    format!(
+                        "APP{} segment \"{}\" ({} bytes)",
+                        seg.marker - 0xE0,
+                        printable(&data[..data.len().min(12)], 12),
+                        data.len()
+                    ),
+                    true,
+                );
+                if seg.marker == 0xEC {
+                    for serial in picture_info_serials(data) {
+                        ins.serials.push(serial.clone());
+                        ins.add(Category::Serial, format!("APP12 picture info serial: {serial}"), true);
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -490,9 +498,47 @@ pub fn gps_degrees(exif: &exif::Exif) -> Option<(f64, f64)> {
     Some((lat, lon))
 }
 
+/// Serial numbers in an APP12 "picture info" text segment (Agfa, Olympus, ...): lines such as
+/// `Serial#=#00000001` or `SerialNumber=...`.
+fn picture_info_serials(data: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(data);
+    if !text.contains("[picture info]") && !text.contains("[camera info]") {
+        return Vec::new();
+    }
+    text.split(['\r', '\n'])
+        .filter_map(|line| {
+            let (key, value) = line.split_once('=')?;
+            let key = key.trim().to_ascii_lowercase();
+            let value = value.trim();
+            ((key == "serial#" || key == "serialnumber" || key == "serial")
+                && value.chars().any(|c| c.is_ascii_alphanumeric()))
+            .then(|| printable(value.as_bytes(), 64))
+        })
+        .collect()
+}
+
+/// Reconyx HyperFire maker notes (version word 0xF101): fixed 16-bit fields; the serial is 15
+/// UTF-16LE characters at byte 42 (the layout exiftool and metadata-extractor read).
+fn reconyx_serial(note: &[u8]) -> Option<String> {
+    if !note.starts_with(&[0x01, 0xF1]) {
+        return None;
+    }
+    let units: Vec<u16> = note
+        .get(42..72)?
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .take_while(|&u| u != 0)
+        .collect();
+    let serial = String::from_utf16_lossy(&units);
+    serial.chars().any(|c| c.is_ascii_alphanumeric()).then(|| printable(serial.as_bytes(), 64))
+}
+
 /// Serial numbers kept in IFD-style maker notes (Canon, Nikon type 3, Panasonic, ...): the tags
 /// these makers use for the body serial. Bounded: one IFD, entries within the block.
 fn maker_note_serials(tiff: &[u8], note_offset: usize, note: &[u8], little_endian: bool) -> Vec<String> {
+    if let Some(serial) = reconyx_serial(note) {
+        return vec![serial];
+    }
     // (header prefix, IFD offset within the note, offsets relative to: the note's own TIFF
     // header at this position, or None for the outer TIFF), serial tags.
     let (ifd, base, le): (usize, Option<usize>, bool) = if note.starts_with(b"Nikon\0\x02") {
@@ -534,9 +580,10 @@ fn maker_note_serials(tiff: &[u8], note_offset: usize, note: &[u8], little_endia
                 let block = tiff
                     .get(off..off.saturating_add(count))
                     .or_else(|| note.get(off.wrapping_sub(note_offset)..));
+                // A 32-bit number in the notes' byte order, shown in hex as exiftool does.
                 block
-                    .and_then(|b| b.get(0x18..0x1C))
-                    .map(|v| v.iter().rev().map(|b| format!("{b:02x}")).collect())
+                    .and_then(|b| read_u32(b, 0x18, le))
+                    .map(|v| format!("0x{v:08x}"))
             }
             2 | 7 if count <= 4 => note.get(e + 8..e + 8 + count).map(|v| printable(v, 64)),
             2 | 7 if count <= 64 => {
