@@ -208,7 +208,11 @@ fn inspect_jpeg(bytes: &[u8], ins: &mut Inspection) {
                 if seg.marker == 0xEC {
                     for serial in picture_info_serials(data) {
                         ins.serials.push(serial.clone());
-                        ins.add(Category::Serial, format!("APP12 picture info serial: {serial}"), true);
+                        ins.add(
+                            Category::Serial,
+                            format!("APP12 picture info serial: {serial}"),
+                            true,
+                        );
                     }
                 }
             }
@@ -530,7 +534,10 @@ fn reconyx_serial(note: &[u8]) -> Option<String> {
         .take_while(|&u| u != 0)
         .collect();
     let serial = String::from_utf16_lossy(&units);
-    serial.chars().any(|c| c.is_ascii_alphanumeric()).then(|| printable(serial.as_bytes(), 64))
+    serial
+        .chars()
+        .any(|c| c.is_ascii_alphanumeric())
+        .then(|| printable(serial.as_bytes(), 64))
 }
 
 /// Serial numbers kept in IFD-style maker notes (Canon, Nikon type 3, Panasonic, ...): the tags

@@ -71,19 +71,7 @@ pub struct Found {
 pub fn scan(bytes: &[u8], format: Format) -> Vec<Found> {
     let mut pieces: Vec<(Kind, usize)> = Vec::new();
     match format {
-        Format::Jpeg => {
-            let layout = jpeg_layout(bytes);
-            for seg in &layout.segments {
-                if let Some(kind) = classify_jpeg_segment(seg.marker, seg.data) {
-                    pieces.push((kind, seg.data.len()));
-                }
-            }
-            if let Some(end) = layout.end {
-                if end < bytes.len() {
-                    pieces.push((Kind::Trailer, bytes.len() - end));
-                }
-            }
-        }
+        Format::Jpeg => return scan_jpeg(bytes, &jpeg_layout(bytes)),
         Format::Png => {
             let mut end = None;
             for chunk in png_chunks(bytes) {
@@ -137,6 +125,19 @@ pub fn scan(bytes: &[u8], format: Format) -> Vec<Found> {
             }
         }
         Format::Tiff => pieces.push((Kind::TiffTags, 0)),
+    }
+    group(pieces)
+}
+
+/// [`scan`] of a JPEG whose layout is already known.
+pub fn scan_jpeg(bytes: &[u8], layout: &JpegLayout) -> Vec<Found> {
+    let mut pieces: Vec<(Kind, usize)> = layout
+        .segments
+        .iter()
+        .filter_map(|seg| classify_jpeg_segment(seg.marker, seg.data).map(|kind| (kind, seg.data.len())))
+        .collect();
+    if let Some(end) = layout.end.filter(|&e| e < bytes.len()) {
+        pieces.push((Kind::Trailer, bytes.len() - end));
     }
     group(pieces)
 }

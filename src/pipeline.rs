@@ -133,9 +133,8 @@ impl Pipeline {
             keep_orientation: true,
             rights,
         };
-        let out = strip::strip(bytes, &options)?;
+        let (out, found) = strip::strip_and_scan(bytes, &options)?;
         let output_format = OutputFormat::for_input(format);
-        let found = metadata::scan(bytes, format);
         let icc_kept = o.keep_icc && found.iter().any(|f| f.kind == Kind::Icc);
         let removed = found
             .into_iter()

@@ -155,6 +155,12 @@ pub fn exif_block(bytes: &[u8], format: Format) -> Option<&[u8]> {
 
 /// Strips a file losslessly. Returns the new bytes.
 pub fn strip(bytes: &[u8], options: &StripOptions) -> Result<Vec<u8>> {
+    strip_and_scan(bytes, options).map(|(out, _)| out)
+}
+
+/// [`strip`], and the metadata it removed from the input ([`metadata::scan`]), from one walk of
+/// the file.
+pub fn strip_and_scan(bytes: &[u8], options: &StripOptions) -> Result<(Vec<u8>, Vec<metadata::Found>)> {
     let format = codec::sniff(bytes)?;
     let orientation = if options.keep_orientation {
         exif_orientation(bytes, format)
@@ -163,10 +169,21 @@ pub fn strip(bytes: &[u8], options: &StripOptions) -> Result<Vec<u8>> {
     };
     let exif = minimal_exif(orientation, options.rights.as_ref().map(|r| r.notice.as_str()));
     let xmp = options.rights.as_ref().map(rights_xmp);
+    let (keep_icc, exif, xmp) = (options.keep_icc, exif.as_deref(), xmp.as_deref());
     match format {
-        Format::Jpeg => strip_jpeg(bytes, options.keep_icc, exif.as_deref(), xmp.as_deref()),
-        Format::Png => strip_png(bytes, options.keep_icc, exif.as_deref(), xmp.as_deref()),
-        Format::WebP => strip_webp(bytes, options.keep_icc, exif.as_deref(), xmp.as_deref()),
+        Format::Jpeg => {
+            let layout = metadata::jpeg_layout(bytes);
+            let out = strip_jpeg(bytes, &layout, keep_icc, exif, xmp)?;
+            Ok((out, metadata::scan_jpeg(bytes, &layout)))
+        }
+        Format::Png => Ok((
+            strip_png(bytes, keep_icc, exif, xmp)?,
+            metadata::scan(bytes, format),
+        )),
+        Format::WebP => Ok((
+            strip_webp(bytes, keep_icc, exif, xmp)?,
+            metadata::scan(bytes, format),
+        )),
         Format::Tiff | Format::Gif => Err(Error::Unsupported(
             "lossless strip reads JPEG, PNG and WebP; use `protect` for TIFF and GIF (re-encoded as PNG)",
         )),
@@ -205,8 +222,13 @@ fn jpeg_segment(marker: u8, payload_parts: &[&[u8]]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-fn strip_jpeg(b: &[u8], keep_icc: bool, exif: Option<&[u8]>, xmp: Option<&str>) -> Result<Vec<u8>> {
-    let layout = metadata::jpeg_layout(b);
+fn strip_jpeg(
+    b: &[u8],
+    layout: &metadata::JpegLayout,
+    keep_icc: bool,
+    exif: Option<&[u8]>,
+    xmp: Option<&str>,
+) -> Result<Vec<u8>> {
     let end = layout
         .end
         .ok_or_else(|| damaged(Format::Jpeg, layout.error.unwrap_or("truncated")))?;

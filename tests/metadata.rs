@@ -315,8 +315,10 @@ fn corpus_strip_is_clean_pixel_exact_and_inspect_recalls_gps_and_serials() {
                 serial_found += 1;
                 // The value decoded is the one exiftool reads (up to leading zeros).
                 let norm = |s: &str| s.trim().trim_start_matches('0').to_string();
-                let theirs: Vec<String> =
-                    serials.iter().map(|(_, v)| norm(v.to_string().trim_matches('"'))).collect();
+                let theirs: Vec<String> = serials
+                    .iter()
+                    .map(|(_, v)| norm(v.to_string().trim_matches('"')))
+                    .collect();
                 assert!(
                     ins.serials.iter().any(|s| theirs.contains(&norm(s))),
                     "{}: inspect read {:?}, exiftool {:?}",
