@@ -378,7 +378,11 @@ impl Field {
     fn sign(&self, n: f32) -> f32 {
         match self.kind {
             NoiseKind::Perlin => {
-                if ((16.0 * n + 4096.0) as i32) & 1 == 0 {
+                // The parity of floor(16n + 4096) from the mantissa: rounding x - 0.5 to the
+                // nearest integer with the 1.5 x 2^23 trick is floor(x) (no float-to-int
+                // conversion, which the compiler cannot vectorise with saturation).
+                let bits = (16.0 * n + (4096.0 - 0.5) + MAGIC).to_bits();
+                if bits & 1 == 0 {
                     1.0
                 } else {
                     -1.0
@@ -404,11 +408,14 @@ impl Field {
     }
 }
 
+/// 1.5 x 2^23: adding it to a float of magnitude below 2^22 leaves round(x) in the low
+/// mantissa bits.
+const MAGIC: f32 = 12_582_912.0;
+
 /// Rounds an offset within ±16 to the nearest integer (halves to even) without a libm call or
 /// a saturating conversion: adding 1.5 x 2^23 leaves the integer in the low mantissa bits.
 #[inline(always)]
 fn round_small(x: f32) -> i16 {
-    const MAGIC: f32 = 12_582_912.0;
     ((x + MAGIC).to_bits() as i32 - MAGIC.to_bits() as i32) as i16
 }
 
@@ -464,7 +471,7 @@ impl Field {
             }
             None => {
                 for x in 0..width {
-                    r.offset[x] = (self.sign(r.n[x]) * eps) as i16;
+                    r.offset[x] = round_small(self.sign(r.n[x]) * eps);
                 }
             }
         }
