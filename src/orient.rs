@@ -60,22 +60,29 @@ fn source_map(orientation: Orientation, w: usize, h: usize) -> Map {
 }
 
 /// Copies every output pixel from its source through cache-sized tiles (a column walk through
-/// the source stays within a few pages per tile).
+/// the source stays within a few pages per tile). Bands of one tile row go to rayon, so a single
+/// large photo uses every core.
 fn copy_mapped<const CH: usize>(src: &[u8], dst: &mut [u8], ow: usize, oh: usize, map: Map) {
+    use rayon::prelude::*;
     let (src, _) = src.as_chunks::<CH>();
     let (dst, _) = dst.as_chunks_mut::<CH>();
-    for ty in (0..oh).step_by(TILE) {
-        for tx in (0..ow).step_by(TILE) {
-            let x_end = (tx + TILE).min(ow);
-            for y in ty..(ty + TILE).min(oh) {
-                let mut s = map.base + tx as isize * map.dx + y as isize * map.dy;
-                for d in &mut dst[y * ow + tx..y * ow + x_end] {
-                    *d = src[s as usize];
-                    s += map.dx;
+    dst[..ow * oh]
+        .par_chunks_mut(TILE * ow)
+        .enumerate()
+        .for_each(|(band, rows)| {
+            let ty = band * TILE;
+            for tx in (0..ow).step_by(TILE) {
+                let x_end = (tx + TILE).min(ow);
+                for (i, row) in rows.chunks_exact_mut(ow).enumerate() {
+                    let y = ty + i;
+                    let mut s = map.base + tx as isize * map.dx + y as isize * map.dy;
+                    for d in &mut row[tx..x_end] {
+                        *d = src[s as usize];
+                        s += map.dx;
+                    }
                 }
             }
-        }
-    }
+        });
 }
 
 #[cfg(test)]
