@@ -7,6 +7,14 @@ use rayon::prelude::*;
 use photoshield::codec::{self, DecodeLimits, EncodeSettings, Format, OutputFormat};
 
 fn main() {
+    // The same allocator setting as the photoshield binary (freed buffers are kept for the next
+    // photo), so that the limit measures the codecs, not page faults.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: only allocator thresholds, set before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
     let args: Vec<String> = std::env::args().collect();
     let dir = std::path::PathBuf::from(args.get(1).expect("usage: codec_limit DIR [THREADS]"));
     let threads: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2);
