@@ -552,11 +552,16 @@ fn process_job(
 
     // Protect.
     let ctx = FileContext { name: &job.rel };
+    // A lossless strip is written straight from the input buffer; a protected image is new.
     let result = match options.operation {
-        Operation::Protect => pipeline.process(&bytes, &ctx),
-        Operation::Strip => pipeline.strip(&bytes, &ctx),
+        Operation::Protect => pipeline
+            .process(&bytes, &ctx)
+            .map(|p| (Output::Whole(p.bytes), p.report)),
+        Operation::Strip => pipeline
+            .strip_spliced(&bytes, &ctx)
+            .map(|(s, r)| (Output::Spliced(s), r)),
     };
-    let processed = match result {
+    let (output_bytes, report) = match result {
         Ok(p) => p,
         Err(e) => return fail(e.to_string()),
     };
@@ -565,9 +570,13 @@ fn process_job(
     }
 
     // Write.
+    let parts: Vec<&[u8]> = match &output_bytes {
+        Output::Whole(v) => vec![v.as_slice()],
+        Output::Spliced(s) => s.parts().collect(),
+    };
     let written = match &out_path {
-        Some(path) => write_atomic(path, &processed.bytes, options.if_exists),
-        None => write_stdout(&processed.bytes).map(|_| true),
+        Some(path) => write_atomic_parts(path, &parts, options.if_exists),
+        None => write_stdout(&parts).map(|_| true),
     };
     let mut r = match written {
         Ok(true) => FileRecord::new(input, Status::Written, None),
@@ -584,9 +593,15 @@ fn process_job(
     };
     r.output = output;
     r.bytes_in = bytes.len() as u64;
-    r.bytes_out = processed.bytes.len() as u64;
-    r.report = Some(processed.report);
+    r.bytes_out = parts.iter().map(|p| p.len() as u64).sum();
+    r.report = Some(report);
     r
+}
+
+/// The bytes of one output.
+enum Output<'a> {
+    Whole(Vec<u8>),
+    Spliced(crate::strip::Spliced<'a>),
 }
 
 fn exists_record(input: String, out: &Path, policy: IfExists, bytes_in: usize) -> FileRecord {
@@ -644,6 +659,11 @@ fn read_input(source: &Input, max_pixels: u64) -> Result<Vec<u8>, String> {
 /// place, so that no reader ever sees a partial file. Returns `Ok(false)` when the path exists
 /// and the policy forbids replacing it (checked atomically).
 pub fn write_atomic(path: &Path, bytes: &[u8], policy: IfExists) -> Result<bool, String> {
+    write_atomic_parts(path, &[bytes], policy)
+}
+
+/// [`write_atomic`] of the concatenation of `parts`.
+pub fn write_atomic_parts(path: &Path, parts: &[&[u8]], policy: IfExists) -> Result<bool, String> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -668,7 +688,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8], policy: IfExists) -> Result<bool,
         io::ErrorKind::NotADirectory => context("create folder", e),
         _ => context("write into", e),
     })?;
-    tmp.write_all(bytes)
+    parts
+        .iter()
+        .try_for_each(|p| tmp.write_all(p))
         .and_then(|_| tmp.flush())
         .map_err(|e| format!("cannot write {}: {}", path.display(), io_reason(&e)))?;
     // On failure the temporary file is removed when `tmp` (or the error holding it) drops.
@@ -700,9 +722,11 @@ fn default_permissions() -> fs::Permissions {
     }
 }
 
-fn write_stdout(bytes: &[u8]) -> Result<(), String> {
+fn write_stdout(parts: &[&[u8]]) -> Result<(), String> {
     let mut out = io::stdout().lock();
-    out.write_all(bytes)
+    parts
+        .iter()
+        .try_for_each(|p| out.write_all(p))
         .and_then(|_| out.flush())
         .map_err(|e| format!("cannot write to standard output: {}", io_reason(&e)))
 }

@@ -122,6 +122,21 @@ impl Pipeline {
     /// compressed image data stays byte for byte (JPEG, PNG, WebP). Honours `keep_icc` and
     /// `rights`; keeps a minimal EXIF with the orientation so nothing turns sideways.
     pub fn strip(&self, bytes: &[u8], ctx: &FileContext) -> Result<Processed> {
+        let (out, report) = self.strip_spliced(bytes, ctx)?;
+        Ok(Processed {
+            bytes: out.to_vec(),
+            format: report.output_format,
+            report,
+        })
+    }
+
+    /// [`Pipeline::strip`], with the output as pieces of the input and new bytes (nothing of
+    /// the compressed data is copied until it is written).
+    pub fn strip_spliced<'a>(
+        &self,
+        bytes: &'a [u8],
+        ctx: &FileContext,
+    ) -> Result<(strip::Spliced<'a>, Report)> {
         let o = &self.options;
         let format = codec::sniff(bytes)?;
         let rights = o
@@ -148,10 +163,9 @@ impl Pipeline {
                 "kept a minimal EXIF block holding only the orientation ({orientation})"
             ));
         }
-        Ok(Processed {
-            bytes: out,
-            format: output_format,
-            report: Report {
+        Ok((
+            out,
+            Report {
                 input_format: format,
                 output_format,
                 input_size: size,
@@ -162,7 +176,7 @@ impl Pipeline {
                 mark: None,
                 notes,
             },
-        })
+        ))
     }
 
     /// The output format for an input of `format`.

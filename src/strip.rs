@@ -153,14 +153,81 @@ pub fn exif_block(bytes: &[u8], format: Format) -> Option<&[u8]> {
     }
 }
 
-/// Strips a file losslessly. Returns the new bytes.
-pub fn strip(bytes: &[u8], options: &StripOptions) -> Result<Vec<u8>> {
-    strip_and_scan(bytes, options).map(|(out, _)| out)
+/// A stripped file as pieces of the input and new bytes: the compressed image data is written
+/// straight from the input buffer instead of being copied into a new one.
+#[derive(Debug)]
+pub struct Spliced<'a> {
+    input: &'a [u8],
+    parts: Vec<Part>,
 }
 
-/// [`strip`], and the metadata it removed from the input ([`metadata::scan`]), from one walk of
-/// the file.
-pub fn strip_and_scan(bytes: &[u8], options: &StripOptions) -> Result<(Vec<u8>, Vec<metadata::Found>)> {
+#[derive(Debug)]
+enum Part {
+    Input(std::ops::Range<usize>),
+    New(Vec<u8>),
+}
+
+impl<'a> Spliced<'a> {
+    fn new(input: &'a [u8]) -> Spliced<'a> {
+        Spliced {
+            input,
+            parts: Vec::new(),
+        }
+    }
+
+    /// Appends `input[range]`, merged with the previous piece when they are adjacent.
+    fn copy(&mut self, range: std::ops::Range<usize>) {
+        if range.is_empty() {
+            return;
+        }
+        match self.parts.last_mut() {
+            Some(Part::Input(last)) if last.end == range.start => last.end = range.end,
+            _ => self.parts.push(Part::Input(range)),
+        }
+    }
+
+    /// Appends new bytes.
+    fn add(&mut self, bytes: &[u8]) {
+        match self.parts.last_mut() {
+            Some(Part::New(last)) => last.extend_from_slice(bytes),
+            _ => self.parts.push(Part::New(bytes.to_vec())),
+        }
+    }
+
+    /// The pieces in order.
+    pub fn parts(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.parts.iter().map(|p| match p {
+            Part::Input(r) => &self.input[r.clone()],
+            Part::New(v) => v.as_slice(),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.parts().map(<[u8]>::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len());
+        self.parts().for_each(|p| out.extend_from_slice(p));
+        out
+    }
+}
+
+/// Strips a file losslessly. Returns the new bytes.
+pub fn strip(bytes: &[u8], options: &StripOptions) -> Result<Vec<u8>> {
+    strip_and_scan(bytes, options).map(|(out, _)| out.to_vec())
+}
+
+/// [`strip`] without copying the compressed data, and the metadata it removed from the input
+/// ([`metadata::scan`]), from one walk of the file.
+pub fn strip_and_scan<'a>(
+    bytes: &'a [u8],
+    options: &StripOptions,
+) -> Result<(Spliced<'a>, Vec<metadata::Found>)> {
     let format = codec::sniff(bytes)?;
     let orientation = if options.keep_orientation {
         exif_orientation(bytes, format)
@@ -176,14 +243,15 @@ pub fn strip_and_scan(bytes: &[u8], options: &StripOptions) -> Result<(Vec<u8>, 
             let out = strip_jpeg(bytes, &layout, keep_icc, exif, xmp)?;
             Ok((out, metadata::scan_jpeg(bytes, &layout)))
         }
-        Format::Png => Ok((
-            strip_png(bytes, keep_icc, exif, xmp)?,
-            metadata::scan(bytes, format),
-        )),
-        Format::WebP => Ok((
-            strip_webp(bytes, keep_icc, exif, xmp)?,
-            metadata::scan(bytes, format),
-        )),
+        Format::Png | Format::WebP => {
+            let out = match format {
+                Format::Png => strip_png(bytes, keep_icc, exif, xmp)?,
+                _ => strip_webp(bytes, keep_icc, exif, xmp)?,
+            };
+            let mut spliced = Spliced::new(bytes);
+            spliced.add(&out);
+            Ok((spliced, metadata::scan(bytes, format)))
+        }
         Format::Tiff | Format::Gif => Err(Error::Unsupported(
             "lossless strip reads JPEG, PNG and WebP; use `protect` for TIFF and GIF (re-encoded as PNG)",
         )),
@@ -222,25 +290,25 @@ fn jpeg_segment(marker: u8, payload_parts: &[&[u8]]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-fn strip_jpeg(
-    b: &[u8],
+fn strip_jpeg<'a>(
+    b: &'a [u8],
     layout: &metadata::JpegLayout,
     keep_icc: bool,
     exif: Option<&[u8]>,
     xmp: Option<&str>,
-) -> Result<Vec<u8>> {
+) -> Result<Spliced<'a>> {
     let end = layout
         .end
         .ok_or_else(|| damaged(Format::Jpeg, layout.error.unwrap_or("truncated")))?;
-    let mut out = Vec::with_capacity(b.len());
-    out.extend_from_slice(&b[..2]);
+    let mut out = Spliced::new(b);
+    out.copy(0..2);
     let mut inserted = false;
-    let insert = |out: &mut Vec<u8>| -> Result<()> {
+    let insert = |out: &mut Spliced| -> Result<()> {
         if let Some(exif) = exif {
-            out.extend(jpeg_segment(0xE1, &[b"Exif\0\0", exif])?);
+            out.add(&jpeg_segment(0xE1, &[b"Exif\0\0", exif])?);
         }
         if let Some(xmp) = xmp {
-            out.extend(jpeg_segment(
+            out.add(&jpeg_segment(
                 0xE1,
                 &[b"http://ns.adobe.com/xap/1.0/\0", xmp.as_bytes()],
             )?);
@@ -250,7 +318,7 @@ fn strip_jpeg(
     let mut copied = 2;
     for seg in &layout.segments {
         // Whatever lies between segments (entropy-coded data, restart markers) is the picture.
-        out.extend_from_slice(&b[copied..seg.offset]);
+        out.copy(copied..seg.offset);
         let seg_end = seg.offset + 4 + seg.data.len();
         let keep = match classify_jpeg_segment(seg.marker, seg.data) {
             None => true,
@@ -263,7 +331,7 @@ fn strip_jpeg(
             inserted = true;
         }
         if keep {
-            out.extend_from_slice(&b[seg.offset..seg_end]);
+            out.copy(seg.offset..seg_end);
         }
         copied = seg_end;
     }
@@ -271,7 +339,7 @@ fn strip_jpeg(
         insert(&mut out)?;
     }
     // Up to and including EOI; anything after it (trailers) is dropped.
-    out.extend_from_slice(&b[copied..end]);
+    out.copy(copied..end);
     Ok(out)
 }
 
