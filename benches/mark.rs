@@ -2,23 +2,15 @@
 //! resized to 1080 px wide, re-encoded and cropped (the zoom search runs), one thread.
 //! Targets: embed <= 150 ms, detect <= 500 ms.
 
+mod common;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+use common::photo;
 
 use photoshield::codec::{self, EncodeSettings};
 use photoshield::mark::{self, Detector, Key, MarkId};
 use photoshield::{Layout, OutputFormat, Pixels};
-
-fn photo(w: u32, h: u32) -> Pixels {
-    // Smooth gradients with fine texture, like a photo.
-    let mut data = Vec::with_capacity(w as usize * h as usize * 3);
-    for y in 0..h {
-        for x in 0..w {
-            let t = ((x.wrapping_mul(2654435761) ^ y.wrapping_mul(40503)) >> 13) as u8 & 31;
-            data.extend([(x / 24) as u8 / 2 + t, (y / 16) as u8 / 2 + t, 128 + t]);
-        }
-    }
-    Pixels::new(w, h, Layout::Rgb8, data)
-}
 
 fn bench(c: &mut Criterion) {
     let key = Key::from_bytes([42; 32]);

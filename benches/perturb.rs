@@ -1,22 +1,13 @@
 //! The perturbation stage (pattern generation, masking, apply) on a 24-megapixel RGB image,
 //! one thread. Target: 150 megapixels/s or more for the default (Perlin, masked).
 
+mod common;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
-use photoshield::perturb::{self, NoiseKind, Perturb};
-use photoshield::{Layout, Pixels};
+use common::photo;
 
-fn photo(w: u32, h: u32) -> Pixels {
-    // Smooth gradients with fine texture, like a photo.
-    let mut data = Vec::with_capacity(w as usize * h as usize * 3);
-    for y in 0..h {
-        for x in 0..w {
-            let t = ((x.wrapping_mul(2654435761) ^ y.wrapping_mul(40503)) >> 13) as u8 & 31;
-            data.extend([(x / 24) as u8 / 2 + t, (y / 16) as u8 / 2 + t, 128 + t]);
-        }
-    }
-    Pixels::new(w, h, Layout::Rgb8, data)
-}
+use photoshield::perturb::{self, NoiseKind, Perturb};
 
 fn bench(c: &mut Criterion) {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
