@@ -100,25 +100,22 @@ echo "full pipeline vs pure-Rust limit:       $(ratio "$(get "pure-Rust limit (z
 echo "full pipeline vs ImageMagick:           $(ratio "$(get "ImageMagick + text + noise")" "$full")x faster (goal >= 3)"
 echo "full pipeline vs libvips:               $(ratio "$(get "libvips + text + noise")" "$full")x faster (goal >= 4)"
 
+# medians JSON: the median of each command of a hyperfine export, in ms, on one line.
+medians() {
+  "$work/venv/bin/python" -c 'import json, sys; print(*(round(r["median"] * 1000) for r in json.load(open(sys.argv[1]))["results"]))' "$1"
+}
+
 # Lossless strip against exiftool: both take well under a second here, so one timed run is too
 # coarse; medians of ten runs each, outputs removed before every run.
 hyperfine -w 2 -r 10 --export-json "$work/strip.json" -p "rm -rf $work/out && mkdir -p $work/out" \
   "$ps strip -q -j 1 $work/photos -o $work/out/s" \
   "exiftool -q -q -all= -o $work/out/ $work/photos/" >/dev/null
-"$work/venv/bin/python" - "$work/strip.json" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))["results"]
-ours, theirs = r[0]["median"], r[1]["median"]
-print(f"lossless strip vs exiftool (medians):   {ours * 1000:.0f} ms vs {theirs * 1000:.0f} ms = {theirs / ours:.2f}x faster (goal >= 5)")
-PY
+medians "$work/strip.json" | { read -r ours theirs
+  echo "lossless strip vs exiftool (medians):   $ours ms vs $theirs ms = $(ratio "$theirs" "$ours")x faster (goal >= 5)"; }
 
 # One photo, process start to exit, against decode+encode of that photo (also a whole process).
 hyperfine -w 2 -r 10 --export-json "$work/one.json" \
   "$ex/codec_limit $work/one 1" \
   "$ps protect -q --no-config --if-exists overwrite --text 'Jane Doe' --perturb low $work/one/photo_003.jpg -o $work/one.out.jpg" >/dev/null
-"$work/venv/bin/python" - "$work/one.json" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))["results"]
-limit, ours = r[0]["median"], r[1]["median"]
-print(f"one 12 MP photo end to end:             {ours * 1000:.0f} ms vs decode+encode {limit * 1000:.0f} ms = {ours / limit:.2f}x (goal <= 1.3)")
-PY
+medians "$work/one.json" | { read -r limit ours
+  echo "one 12 MP photo end to end:             $ours ms vs decode+encode $limit ms = $(ratio "$ours" "$limit")x (goal <= 1.3)"; }
