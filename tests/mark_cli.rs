@@ -15,8 +15,9 @@ fn photoshield() -> Command {
     cmd
 }
 
-fn keygen(dir: &Path) -> std::path::PathBuf {
-    let key = dir.join("mark.key");
+/// `photoshield keygen` writing `name` in `dir`; returns the key's path.
+fn keygen(dir: &Path, name: &str) -> std::path::PathBuf {
+    let key = dir.join(name);
     photoshield()
         .args(["keygen", "-o"])
         .arg(&key)
@@ -39,7 +40,7 @@ fn shoot(dir: &Path) -> std::path::PathBuf {
 #[test]
 fn keygen_writes_a_private_key_and_never_replaces_one() {
     let dir = TempDir::new().unwrap();
-    let key = keygen(dir.path());
+    let key = keygen(dir.path(), "mark.key");
     let text = fs::read_to_string(&key).unwrap();
     assert!(text.starts_with("photoshield mark key v1\n"), "{text}");
     #[cfg(unix)]
@@ -58,19 +59,14 @@ fn keygen_writes_a_private_key_and_never_replaces_one() {
         .stderr(predicate::str::contains(hex).not());
     assert_eq!(fs::read_to_string(&key).unwrap(), text);
     // Two keys differ.
-    let other = dir.path().join("other.key");
-    photoshield()
-        .args(["keygen", "-o"])
-        .arg(&other)
-        .assert()
-        .success();
+    let other = keygen(dir.path(), "other.key");
     assert_ne!(fs::read_to_string(&other).unwrap(), text);
 }
 
 #[test]
 fn protect_marks_every_file_and_detect_reads_the_ids_back() {
     let dir = TempDir::new().unwrap();
-    let key = keygen(dir.path());
+    let key = keygen(dir.path(), "mark.key");
     let root = shoot(dir.path());
     let out = dir.path().join("out");
     photoshield()
@@ -124,12 +120,7 @@ fn protect_marks_every_file_and_detect_reads_the_ids_back() {
         .stdout(predicate::str::contains("no mark found").count(3))
         .stdout(predicate::str::contains("0xc0ffee42").not());
     // Nor does a mark read with another key.
-    let other = dir.path().join("other.key");
-    photoshield()
-        .args(["keygen", "-o"])
-        .arg(&other)
-        .assert()
-        .success();
+    let other = keygen(dir.path(), "other.key");
     photoshield()
         .args(["detect", "--key"])
         .arg(&other)
@@ -142,7 +133,7 @@ fn protect_marks_every_file_and_detect_reads_the_ids_back() {
 #[test]
 fn marked_outputs_are_identical_whatever_the_jobs() {
     let dir = TempDir::new().unwrap();
-    let key = keygen(dir.path());
+    let key = keygen(dir.path(), "mark.key");
     let root = shoot(dir.path());
     for jobs in ["1", "2"] {
         photoshield()
@@ -166,7 +157,7 @@ fn marked_outputs_are_identical_whatever_the_jobs() {
 #[test]
 fn a_64_bit_id_needs_mark_bits_64() {
     let dir = TempDir::new().unwrap();
-    let key = keygen(dir.path());
+    let key = keygen(dir.path(), "mark.key");
     let root = shoot(dir.path());
     photoshield()
         .args(["protect", "--mark", "0x123456789", "--key"])
@@ -254,7 +245,7 @@ fn bad_keys_and_ids_are_usage_errors_naming_the_file() {
 /// note saying `why`; with `--require-mark` the file fails with `error` and nothing is written.
 fn assert_written_with_note_unless_required(photo: &Path, why: &[&str], error: &str) {
     let dir = TempDir::new().unwrap();
-    let key = keygen(dir.path());
+    let key = keygen(dir.path(), "mark.key");
     let ext = photo.extension().unwrap().to_str().unwrap();
     let out = dir.path().join(format!("out.{ext}"));
     let assert = photoshield()
