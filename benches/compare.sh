@@ -3,7 +3,8 @@
 # generated photos, plus the pure-Rust decode+encode limit and exiftool for lossless strip.
 # All figures come from one run; read them as ratios (the machines are shared and noisy).
 #
-# usage: benches/compare.sh [WORKDIR] [PHOTOS]      (default /tmp/photoshield-compare, 16)
+# usage: [REPS=3] benches/compare.sh [WORKDIR] [PHOTOS]   (default /tmp/photoshield-compare, 16)
+# Each batch figure is the median of REPS runs.
 # Installs imagemagick, libvips-tools, libimage-exiftool-perl and hyperfine from Debian when
 # missing (needs root), and pyvips into WORKDIR/venv.
 set -euo pipefail
@@ -36,15 +37,20 @@ mp=$(awk -v n="$count" 'BEGIN { print n * 12 }')
 rm -rf "$work/one" && mkdir -p "$work/one" && cp "$work/photos/photo_003.jpg" "$work/one/"
 
 results=()
-# run NAME COMMAND...: wall seconds and peak RSS of the whole command (all its processes).
+reps=${REPS:-3}
+# run NAME COMMAND...: the median wall time of REPS runs (default 3; the machines are shared and
+# one run can be off by 10%) and the highest peak RSS of the whole command (all its processes).
 run() {
   local name=$1; shift
-  rm -rf "$work/out" && mkdir -p "$work/out"
-  local log=$work/time.log
-  /usr/bin/time -v -o "$log" "$@" >/dev/null 2>"$work/stderr.log" || { echo "$name failed:"; cat "$work/stderr.log"; exit 1; }
-  local secs rss
-  secs=$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i]; print s }' "$log")
-  rss=$(awk -F': ' '/Maximum resident set size/ { printf "%.0f", $2 / 1024 }' "$log")
+  local log=$work/time.log times=() rss=0 secs r
+  for _ in $(seq "$reps"); do
+    rm -rf "$work/out" && mkdir -p "$work/out"
+    /usr/bin/time -v -o "$log" "$@" >/dev/null 2>"$work/stderr.log" || { echo "$name failed:"; cat "$work/stderr.log"; exit 1; }
+    times+=("$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i]; print s }' "$log")")
+    r=$(awk -F': ' '/Maximum resident set size/ { printf "%.0f", $2 / 1024 }' "$log")
+    [ "$r" -gt "$rss" ] && rss=$r
+  done
+  secs=$(printf "%s\n" "${times[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
   results+=("$name|$secs|$rss")
   printf "%-44s %7.2f s %8.1f MP/s %6s MB\n" "$name" "$secs" "$(awk -v m="$mp" -v s="$secs" 'BEGIN { print m / s }')" "$rss"
 }
@@ -78,7 +84,7 @@ with Pool(2) as p:
     p.map(one, files, chunksize=1)
 PY
 
-echo "workload: $count photos of 4000x3000 (12 MP), $mp MP; $jobs jobs; JPEG q90 4:2:0 out"
+echo "workload: $count photos of 4000x3000 (12 MP), $mp MP; $jobs jobs; JPEG q90 4:2:0 out; medians of $reps runs"
 run "pure-Rust limit (zune-jpeg + jpeg-encoder)" "$ex/codec_limit" "$work/photos" $jobs
 run "photoshield orient+strip+encode" "$ps" protect -q --no-config -j $jobs "$work/photos" -o "$work/out"
 run "photoshield + text watermark" "$ps" protect -q --no-config -j $jobs --text "$text" "$work/photos" -o "$work/out"

@@ -15,6 +15,8 @@ use zune_core::colorspace::ColorSpace;
 use zune_core::options::DecoderOptions;
 use zune_jpeg::JpegDecoder;
 
+use rayon::prelude::*;
+
 use crate::error::{Error, Result};
 use crate::pixels::{Layout, Pixels};
 
@@ -240,7 +242,7 @@ fn decode_jpeg(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
             "unexpected output size {size} for {width}x{height} RGB"
         )));
     }
-    let mut data = vec![0u8; size];
+    let mut data = crate::pixels::image_buffer(size);
     decoder.decode_into(&mut data).map_err(|e| fail(e.to_string()))?;
     Ok(Decoded {
         pixels: Pixels::new(width, height, Layout::Rgb8, data),
@@ -344,25 +346,14 @@ pub fn encode(pixels: &Pixels, settings: EncodeSettings, icc: Option<&[u8]>) -> 
     };
     match format {
         OutputFormat::Jpeg => {
-            use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
             let (w, h) = (u16::try_from(pixels.width), u16::try_from(pixels.height));
-            let (Ok(w), Ok(h)) = (w, h) else {
+            let (Ok(_), Ok(_)) = (w, h) else {
                 return Err(fail("JPEG is limited to 65535 pixels per side".into()));
             };
-            let color = match pixels.layout {
-                Layout::Rgb8 => ColorType::Rgb,
-                Layout::Rgba8 => return Err(fail("flatten alpha before encoding JPEG".into())),
-            };
-            let mut out = Vec::with_capacity(pixels.data.len() / 8);
-            let mut encoder = Encoder::new(&mut out, settings.quality);
-            encoder.set_sampling_factor(SamplingFactor::R_4_2_0);
-            if let Some(icc) = icc {
-                encoder.add_icc_profile(icc).map_err(|e| fail(e.to_string()))?;
+            if pixels.layout == Layout::Rgba8 {
+                return Err(fail("flatten alpha before encoding JPEG".into()));
             }
-            encoder
-                .encode(&pixels.data, w, h, color)
-                .map_err(|e| fail(e.to_string()))?;
-            Ok(out)
+            encode_jpeg(pixels, settings.quality, icc).map_err(fail)
         }
         OutputFormat::Png => {
             use image::codecs::png::{CompressionType, FilterType, PngEncoder};
@@ -405,4 +396,115 @@ pub fn encode(pixels: &Pixels, settings: EncodeSettings, icc: Option<&[u8]>) -> 
             }
         }
     }
+}
+
+/// JPEG rows per strip: 16 MCU rows of 4:2:0 (fewer for widths over 65535 / 16 MCUs, so that a
+/// strip's MCU count fits the 16-bit restart interval).
+pub fn jpeg_strip_rows(width: usize) -> usize {
+    let mcu_cols = width.div_ceil(16).max(1);
+    16 * (u16::MAX as usize / mcu_cols).clamp(1, 16)
+}
+
+/// Encodes RGB `pixels` as a baseline JPEG, 4:2:0, in strips of [`jpeg_strip_rows`] encoded in
+/// parallel and joined by restart markers.
+///
+/// A strip starts at an MCU row, and a restart marker resets what the entropy coder carries
+/// from one MCU to the next (the DC predictions and the bit buffer); chroma is averaged within
+/// an MCU row. So each strip encodes exactly as it would inside the whole image: the file
+/// decodes to the same pixels as a one-piece encode, a few bytes longer (two per strip, plus
+/// the DRI segment), and its bytes depend on the image alone, not on the number of threads.
+fn encode_jpeg(pixels: &Pixels, quality: u8, icc: Option<&[u8]>) -> std::result::Result<Vec<u8>, String> {
+    let (w, h) = (pixels.width as usize, pixels.height as usize);
+    let rows = jpeg_strip_rows(w);
+    if h <= rows {
+        return encode_jpeg_piece(&pixels.data, w, h, quality, icc);
+    }
+    let stride = w * 3;
+    let strips = pixels.data[..stride * h]
+        .par_chunks(stride * rows)
+        .enumerate()
+        .map(|(i, strip)| {
+            encode_jpeg_piece(strip, w, strip.len() / stride, quality, icc.filter(|_| i == 0))
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let interval = (w.div_ceil(16) * rows / 16) as u16;
+    join_jpeg_strips(&strips, h as u16, interval)
+}
+
+/// One-piece baseline JPEG of `h` RGB rows.
+fn encode_jpeg_piece(
+    rgb: &[u8],
+    w: usize,
+    h: usize,
+    quality: u8,
+    icc: Option<&[u8]>,
+) -> std::result::Result<Vec<u8>, String> {
+    use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
+    let mut out = Vec::with_capacity(rgb.len() / 8);
+    let mut encoder = Encoder::new(&mut out, quality);
+    encoder.set_sampling_factor(SamplingFactor::R_4_2_0);
+    if let Some(icc) = icc {
+        encoder.add_icc_profile(icc).map_err(|e| e.to_string())?;
+    }
+    encoder
+        .encode(rgb, w as u16, h as u16, ColorType::Rgb)
+        .map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// Where the parts of a one-scan JPEG from jpeg-encoder are: the SOF segment, the SOS marker
+/// and the entropy-coded data (up to the final EOI).
+struct JpegParts {
+    sof: usize,
+    sos: usize,
+    data: std::ops::Range<usize>,
+}
+
+fn jpeg_parts(b: &[u8]) -> std::result::Result<JpegParts, String> {
+    let bad = || "the JPEG encoder wrote an unexpected stream".to_string();
+    if !b.starts_with(&[0xFF, 0xD8]) || !b.ends_with(&[0xFF, 0xD9]) {
+        return Err(bad());
+    }
+    let (mut pos, mut sof) = (2, None);
+    while pos + 4 <= b.len() && b[pos] == 0xFF {
+        let len = u16::from_be_bytes([b[pos + 2], b[pos + 3]]) as usize;
+        match b[pos + 1] {
+            0xC0 => sof = Some(pos),
+            0xDA => {
+                let start = pos + 2 + len;
+                return match (sof, start <= b.len() - 2) {
+                    (Some(sof), true) => Ok(JpegParts {
+                        sof,
+                        sos: pos,
+                        data: start..b.len() - 2,
+                    }),
+                    _ => Err(bad()),
+                };
+            }
+            _ => {}
+        }
+        pos += 2 + len;
+    }
+    Err(bad())
+}
+
+/// One JPEG from the strips' JPEGs: the first one's header with the whole height and a restart
+/// interval of one strip, then every strip's entropy-coded data, RST0..RST7 in turn between them.
+fn join_jpeg_strips(strips: &[Vec<u8>], height: u16, interval: u16) -> std::result::Result<Vec<u8>, String> {
+    let first = jpeg_parts(&strips[0])?;
+    let size = strips.iter().map(Vec::len).sum::<usize>() + 6;
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(&strips[0][..first.sos]);
+    // SOF0: FF C0, length, precision, then the height.
+    out[first.sof + 5..first.sof + 7].copy_from_slice(&height.to_be_bytes());
+    out.extend_from_slice(&[0xFF, 0xDD, 0x00, 0x04]);
+    out.extend_from_slice(&interval.to_be_bytes());
+    out.extend_from_slice(&strips[0][first.sos..first.data.end]);
+    for (k, strip) in strips[1..].iter().enumerate() {
+        let parts = jpeg_parts(strip)?;
+        out.extend_from_slice(&[0xFF, 0xD0 + (k % 8) as u8]);
+        out.extend_from_slice(&strip[parts.data]);
+    }
+    out.extend_from_slice(&[0xFF, 0xD9]);
+    Ok(out)
 }

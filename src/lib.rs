@@ -19,6 +19,7 @@ pub mod codec;
 pub mod compare;
 pub mod error;
 pub mod inspect;
+pub mod isa;
 pub mod mark;
 pub mod metadata;
 pub mod options;

@@ -22,7 +22,7 @@ pub fn apply(pixels: Pixels, orientation: Orientation) -> Pixels {
             | Orientation::Rotate270FlipH
     );
     let (ow, oh) = if swaps { (h, w) } else { (w, h) };
-    let mut out = vec![0u8; pixels.data.len()];
+    let mut out = crate::pixels::image_buffer(pixels.data.len());
     let map = source_map(orientation, w, h);
     match pixels.channels() {
         3 => copy_mapped::<3>(&pixels.data, &mut out, ow, oh, map),
@@ -75,14 +75,30 @@ fn copy_mapped<const CH: usize>(src: &[u8], dst: &mut [u8], ow: usize, oh: usize
                 let x_end = (tx + TILE).min(ow);
                 for (i, row) in rows.chunks_exact_mut(ow).enumerate() {
                     let y = ty + i;
-                    let mut s = map.base + tx as isize * map.dx + y as isize * map.dy;
-                    for d in &mut row[tx..x_end] {
-                        *d = src[s as usize];
-                        s += map.dx;
-                    }
+                    let first = (map.base + tx as isize * map.dx + y as isize * map.dy) as usize;
+                    copy_line(src, first, map.dx, &mut row[tx..x_end]);
                 }
             }
         });
+}
+
+/// Fills `dst` with the source pixels `first`, `first + step`, `first + 2·step`, ... (`step` is
+/// ±1 or ±width): a forward or backward walk, as iterators the compiler checks once per line.
+#[inline(always)]
+fn copy_line<P: Copy>(src: &[P], first: usize, step: isize, dst: &mut [P]) {
+    let n = dst.len();
+    let stride = step.unsigned_abs();
+    let span = (n - 1) * stride;
+    match step > 0 {
+        true => {
+            let line = src[first..=first + span].iter().step_by(stride);
+            dst.iter_mut().zip(line).for_each(|(d, s)| *d = *s);
+        }
+        false => {
+            let line = src[first - span..=first].iter().rev().step_by(stride);
+            dst.iter_mut().zip(line).for_each(|(d, s)| *d = *s);
+        }
+    }
 }
 
 #[cfg(test)]

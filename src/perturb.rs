@@ -5,6 +5,8 @@
 //! interpolated, and per-pixel randomness is a counter-based hash with no shared state.
 
 use rayon::prelude::*;
+
+use crate::isa::Isa;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -137,26 +139,97 @@ fn fade(t: f32) -> f32 {
     t * t * t * (t * (t * 6.0 - 15.0) + 10.0)
 }
 
-/// Single-octave Perlin gradient noise at (x, y) in lattice units, about -1..1.
-fn perlin(seed: u64, x: f32, y: f32) -> f32 {
-    let (x0, y0) = (x.floor(), y.floor());
-    let (fx, fy) = (x - x0, y - y0);
-    let (ix, iy) = (x0 as i64, y0 as i64);
-    let grad = |gx: i64, gy: i64, dx: f32, dy: f32| {
-        let h = mix(seed
-            ^ (gx as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            ^ (gy as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F));
-        let (a, b) = GRADIENTS[(h & 15) as usize];
-        a * dx + b * dy
-    };
-    let n00 = grad(ix, iy, fx, fy);
-    let n10 = grad(ix + 1, iy, fx - 1.0, fy);
-    let n01 = grad(ix, iy + 1, fx, fy - 1.0);
-    let n11 = grad(ix + 1, iy + 1, fx - 1.0, fy - 1.0);
+/// The unit gradient at integer lattice point (gx, gy) of the octave seeded `seed`.
+#[inline(always)]
+fn gradient(seed: u64, gx: i64, gy: i64) -> (f32, f32) {
+    let h = mix(seed
+        ^ (gx as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (gy as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F));
+    GRADIENTS[(h & 15) as usize]
+}
+
+/// Perlin's blend of the four corner gradients `g` (x0y0, x1y0, x0y1, x1y1) at (fx, fy)
+/// within the cell: about -1..1.
+#[inline(always)]
+fn perlin_cell(g: [(f32, f32); 4], fx: f32, fy: f32) -> f32 {
+    let dot = |(a, b): (f32, f32), dx: f32, dy: f32| a * dx + b * dy;
+    let n00 = dot(g[0], fx, fy);
+    let n10 = dot(g[1], fx - 1.0, fy);
+    let n01 = dot(g[2], fx, fy - 1.0);
+    let n11 = dot(g[3], fx - 1.0, fy - 1.0);
     let (u, v) = (fade(fx), fade(fy));
     let a = n00 + u * (n10 - n00);
     let b = n01 + u * (n11 - n01);
     (a + v * (b - a)) * std::f32::consts::SQRT_2
+}
+
+/// Single-octave Perlin gradient noise at (x, y) in lattice units, hashing each corner: the
+/// definition that [`Octave`] computes faster.
+#[cfg(test)]
+fn perlin(seed: u64, x: f32, y: f32) -> f32 {
+    let (x0, y0) = (x.floor(), y.floor());
+    let (ix, iy) = (x0 as i64, y0 as i64);
+    let g = [
+        gradient(seed, ix, iy),
+        gradient(seed, ix + 1, iy),
+        gradient(seed, ix, iy + 1),
+        gradient(seed, ix + 1, iy + 1),
+    ];
+    perlin_cell(g, x - x0, y - y0)
+}
+
+/// One Perlin octave over a rectangle from the origin: the gradients of its lattice points are
+/// hashed once each, where [`perlin`] hashes four per call (one point serves many samples).
+struct Octave {
+    seed: u64,
+    cols: usize,
+    gradients: Vec<(f32, f32)>,
+}
+
+impl Octave {
+    /// The octave seeded `seed` for samples at 0 <= x <= `max_x`, 0 <= y <= `max_y` (lattice
+    /// units).
+    fn new(seed: u64, max_x: f32, max_y: f32) -> Octave {
+        let (cols, rows) = (max_x as usize + 2, max_y as usize + 2);
+        let gradients = (0..rows as i64)
+            .flat_map(|gy| (0..cols as i64).map(move |gx| gradient(seed, gx, gy)))
+            .collect();
+        Octave {
+            seed,
+            cols,
+            gradients,
+        }
+    }
+
+    /// Adds `amp` x [`perlin`] at (((k·step) as f32)·freq, y) to `out[k]`: a row of a
+    /// lattice every `step` pixels, `y` already in lattice units and non-negative.
+    #[inline(always)]
+    fn add_row(&self, amp: f32, step: usize, freq: f32, y: f32, out: &mut [f32]) {
+        let iy = y as i32;
+        let fy = y - iy as f32;
+        for (k, o) in out.iter_mut().enumerate() {
+            let x = (k * step) as f32 * freq;
+            let ix = x as i32;
+            let (cx, cy) = (ix as usize, iy as usize);
+            let i = cy * self.cols + cx;
+            let g = match cx + 1 < self.cols && i + self.cols + 1 < self.gradients.len() {
+                true => [
+                    self.gradients[i],
+                    self.gradients[i + 1],
+                    self.gradients[i + self.cols],
+                    self.gradients[i + self.cols + 1],
+                ],
+                // Outside the rectangle it was built for (not reached by `noise_grid`).
+                false => [
+                    gradient(self.seed, ix as i64, iy as i64),
+                    gradient(self.seed, ix as i64 + 1, iy as i64),
+                    gradient(self.seed, ix as i64, iy as i64 + 1),
+                    gradient(self.seed, ix as i64 + 1, iy as i64 + 1),
+                ],
+            };
+            *o += amp * perlin_cell(g, x - ix as f32, fy);
+        }
+    }
 }
 
 /// Values on a lattice every `step` pixels, interpolated bilinearly in between.
@@ -179,34 +252,71 @@ impl Grid {
         }
     }
 
-    /// The lattice row interpolated vertically at pixel row `y`.
-    fn row(&self, y: usize, out: &mut [f32]) {
-        let (gy, fy) = (y / self.step, self.weights[y % self.step]);
-        let (a, b) = (
-            &self.values[gy * self.gw..(gy + 1) * self.gw],
-            &self.values[(gy + 1) * self.gw..(gy + 2) * self.gw],
-        );
-        for ((o, &p), &q) in out.iter_mut().zip(a).zip(b) {
-            *o = p + fy * (q - p);
-        }
-    }
-
-    /// One pixel of a row from [`Grid::row`].
+    /// The lattice row `gy` interpolated horizontally at every pixel column of `out`, cell by
+    /// cell (no division per pixel); the same arithmetic as [`Grid::at`].
     #[inline(always)]
-    fn at(&self, row: &[f32], x: usize) -> f32 {
-        let (gx, fx) = (x / self.step, self.weights[x % self.step]);
-        row[gx] + fx * (row[gx + 1] - row[gx])
-    }
-
-    /// A whole row of pixels from [`Grid::row`], cell by cell (no division per pixel); the same
-    /// arithmetic as [`Grid::at`].
-    fn expand(&self, row: &[f32], out: &mut [f32]) {
+    fn expand(&self, gy: usize, out: &mut [f32]) {
+        let row = &self.values[gy * self.gw..(gy + 1) * self.gw];
         for (cell, chunk) in out.chunks_mut(self.step).enumerate() {
             let (a, d) = (row[cell], row[cell + 1] - row[cell]);
             for (o, &fx) in chunk.iter_mut().zip(&self.weights) {
                 *o = a + fx * d;
             }
         }
+    }
+
+    /// The lattice row above pixel row `y`, and the vertical weight of `y` below it.
+    #[inline(always)]
+    fn vertical(&self, y: usize) -> (usize, f32) {
+        (y / self.step, self.weights[y % self.step])
+    }
+
+    /// The value at pixel (x, y): horizontally along the lattice rows above and below, then
+    /// vertically between them. The plain definition that [`Expanded`] computes row by row.
+    fn at(&self, x: usize, y: usize) -> f32 {
+        let (gy, fy) = self.vertical(y);
+        let (gx, fx) = (x / self.step, self.weights[x % self.step]);
+        let along = |gy: usize| {
+            let row = &self.values[gy * self.gw..];
+            row[gx] + fx * (row[gx + 1] - row[gx])
+        };
+        let (top, bottom) = (along(gy), along(gy + 1));
+        top + fy * (bottom - top)
+    }
+}
+
+/// Two lattice rows of a [`Grid`] interpolated at every pixel column: the pixel rows between
+/// them are then one multiply-add per pixel, in loops over whole rows.
+struct Expanded {
+    /// The lattice row in `top` (`bottom` holds the next one); `usize::MAX` before the first.
+    gy: usize,
+    top: Vec<f32>,
+    bottom: Vec<f32>,
+}
+
+impl Expanded {
+    fn new(width: usize) -> Expanded {
+        Expanded {
+            gy: usize::MAX,
+            top: vec![0.0; width],
+            bottom: vec![0.0; width],
+        }
+    }
+
+    /// Makes `top` and `bottom` the lattice rows around pixel row `y`; returns its weight.
+    #[inline(always)]
+    fn at_row(&mut self, grid: &Grid, y: usize) -> f32 {
+        let (gy, fy) = grid.vertical(y);
+        if gy != self.gy {
+            if self.gy != usize::MAX && gy == self.gy + 1 {
+                std::mem::swap(&mut self.top, &mut self.bottom);
+            } else {
+                grid.expand(gy, &mut self.top);
+            }
+            grid.expand(gy + 1, &mut self.bottom);
+            self.gy = gy;
+        }
+        fy
     }
 }
 
@@ -220,16 +330,17 @@ fn noise_grid(kind: NoiseKind, seed: u64, width: usize, height: usize) -> Grid {
     match kind {
         NoiseKind::Perlin => {
             let period = 0.2 * short;
+            let (max_x, max_y) = (((gw - 1) * step) as f32, ((gh - 1) * step) as f32);
+            let octaves: Vec<(f32, f32, Octave)> = (0..4u64)
+                .map(|octave| {
+                    let (amp, freq) = (0.5f32.powi(octave as i32), 2f32.powi(octave as i32) / period);
+                    (amp, freq, Octave::new(seed ^ (octave << 56), max_x * freq, max_y * freq))
+                })
+                .collect();
             values.par_chunks_mut(gw).enumerate().for_each(|(gy, row)| {
-                for (gx, v) in row.iter_mut().enumerate() {
-                    let (px, py) = ((gx * step) as f32, (gy * step) as f32);
-                    let (mut sum, mut amp, mut freq) = (0.0, 1.0, 1.0 / period);
-                    for octave in 0..4u64 {
-                        sum += amp * perlin(seed ^ (octave << 56), px * freq, py * freq);
-                        amp *= 0.5;
-                        freq *= 2.0;
-                    }
-                    *v = sum;
+                let py = (gy * step) as f32;
+                for (amp, freq, octave) in &octaves {
+                    octave.add_row(*amp, step, *freq, py * freq, row);
                 }
             });
         }
@@ -274,63 +385,15 @@ fn noise_grid(kind: NoiseKind, seed: u64, width: usize, height: usize) -> Grid {
 /// just-noticeable-difference model: luminance masking (less in dark areas, where the binary
 /// pattern shows) times texture masking (more where local contrast hides it, less in flat
 /// skies and walls).
-fn mask_grid(pixels: &Pixels) -> Grid {
-    let (w, h, ch) = (pixels.width as usize, pixels.height as usize, pixels.channels());
+fn mask_grid(pixels: &Pixels, isa: Isa) -> Grid {
+    let (w, h) = (pixels.width as usize, pixels.height as usize);
     let (bw, bh) = (w.div_ceil(BLOCK), h.div_ceil(BLOCK));
-    let stride = w * ch;
-    let luma_row = |y: usize, out: &mut [i32]| {
-        let row = &pixels.data[y * stride..(y + 1) * stride];
-        let luma = |p: &[u8]| (77 * p[0] as i32 + 150 * p[1] as i32 + 29 * p[2] as i32) >> 8;
-        match ch {
-            3 => out
-                .iter_mut()
-                .zip(row.as_chunks::<3>().0)
-                .for_each(|(l, p)| *l = luma(p)),
-            _ => out
-                .iter_mut()
-                .zip(row.as_chunks::<4>().0)
-                .for_each(|(l, p)| *l = luma(p)),
-        }
-    };
-    // Per block: mean luminance and mean absolute gradient (to the right, and to the row two
-    // below), over every other row: block statistics do not need every row, and this halves
-    // the cost of the mask.
     let mut factor = vec![0.0f32; bw * bh];
-    factor.par_chunks_mut(bw).enumerate().for_each(|(by, out)| {
-        let (y0, y1) = (by * BLOCK, ((by + 1) * BLOCK).min(h));
-        let (mut sum, mut tex) = (vec![0i32; bw], vec![0i32; bw]);
-        let (mut cur, mut next) = (vec![0i32; w], vec![0i32; w]);
-        // Whole-row gradients first (loops the compiler vectorises), then sums per block.
-        let (mut gh, mut gv) = (vec![0i32; w], vec![0i32; w]);
-        luma_row(y0, &mut cur);
-        let mut rows = 0;
-        for y in (y0..y1).step_by(2) {
-            if y + 2 < h {
-                luma_row(y + 2, &mut next);
-            } else {
-                next.copy_from_slice(&cur);
-            }
-            for (g, p) in gh.iter_mut().zip(cur.windows(2)) {
-                *g = (p[1] - p[0]).abs();
-            }
-            for ((g, a), b) in gv.iter_mut().zip(&cur).zip(&next) {
-                *g = (a - b).abs();
-            }
-            let blocks = cur.chunks(BLOCK).zip(gh.chunks(BLOCK)).zip(gv.chunks(BLOCK));
-            for (((c, h), v), (s, t)) in blocks.zip(sum.iter_mut().zip(tex.iter_mut())) {
-                *s += c.iter().sum::<i32>();
-                *t += v.iter().sum::<i32>() / 2 + h.iter().sum::<i32>();
-            }
-            rows += 1;
-            std::mem::swap(&mut cur, &mut next);
-        }
-        for (b, o) in out.iter_mut().enumerate() {
-            let n = (((b + 1) * BLOCK).min(w) - b * BLOCK) * rows;
-            let (m, t) = (sum[b] as f32 / n as f32, tex[b] as f32 / n as f32);
-            let luminance = (0.45 + 0.55 * m / 64.0).clamp(0.45, 1.0);
-            let contrast = (0.6 + t / 10.0).clamp(0.6, 1.0);
-            *o = luminance * contrast;
-        }
+    factor.par_chunks_mut(bw).enumerate().for_each(|(by, out)| match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `apply_with` lets Isa::Avx2 through only on a CPU that has AVX2.
+        Isa::Avx2 => unsafe { mask_blocks_avx2(pixels, by, out) },
+        _ => mask_blocks(pixels, by, out),
     });
     // Corner values: the mean of the (up to four) blocks around each corner, which also smooths.
     let (gw, gh) = (bw + 2, bh + 2);
@@ -350,6 +413,76 @@ fn mask_grid(pixels: &Pixels) -> Grid {
     Grid::new(BLOCK, gw, values)
 }
 
+/// The luminance of row `y`, one value per pixel.
+#[inline(always)]
+fn luma_row(pixels: &Pixels, y: usize, out: &mut [i32]) {
+    let ch = pixels.channels();
+    let stride = pixels.width as usize * ch;
+    let row = &pixels.data[y * stride..(y + 1) * stride];
+    let luma = |p: &[u8]| (77 * p[0] as i32 + 150 * p[1] as i32 + 29 * p[2] as i32) >> 8;
+    match ch {
+        3 => out
+            .iter_mut()
+            .zip(row.as_chunks::<3>().0)
+            .for_each(|(l, p)| *l = luma(p)),
+        _ => out
+            .iter_mut()
+            .zip(row.as_chunks::<4>().0)
+            .for_each(|(l, p)| *l = luma(p)),
+    }
+}
+
+/// [`mask_blocks`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn mask_blocks_avx2(pixels: &Pixels, by: usize, out: &mut [f32]) {
+    mask_blocks(pixels, by, out)
+}
+
+/// The mask factors of the blocks of block row `by`, from the mean luminance and the mean
+/// absolute gradient (to the right, and to the row two below) of each block, over every other
+/// row: block statistics do not need every row, and this halves the cost of the mask.
+#[inline(always)]
+fn mask_blocks(pixels: &Pixels, by: usize, out: &mut [f32]) {
+    let (w, h) = (pixels.width as usize, pixels.height as usize);
+    let (y0, y1) = (by * BLOCK, ((by + 1) * BLOCK).min(h));
+    let (mut cur, mut next) = (vec![0i32; w], vec![0i32; w]);
+    // Per column, over the sampled rows: luminance, and the horizontal and vertical gradients
+    // (loops over whole rows, which the compiler vectorises); then sums per block.
+    let (mut lum, mut gh, mut gv) = (vec![0i32; w], vec![0i32; w], vec![0i32; w]);
+    luma_row(pixels, y0, &mut cur);
+    let mut rows = 0;
+    for y in (y0..y1).step_by(2) {
+        if y + 2 < h {
+            luma_row(pixels, y + 2, &mut next);
+        } else {
+            next.copy_from_slice(&cur);
+        }
+        for (l, c) in lum.iter_mut().zip(&cur) {
+            *l += c;
+        }
+        for (g, p) in gh.iter_mut().zip(cur.windows(2)) {
+            *g += (p[1] - p[0]).abs();
+        }
+        for ((g, a), b) in gv.iter_mut().zip(&cur).zip(&next) {
+            *g += (a - b).abs();
+        }
+        rows += 1;
+        std::mem::swap(&mut cur, &mut next);
+    }
+    let blocks = lum.chunks(BLOCK).zip(gh.chunks(BLOCK)).zip(gv.chunks(BLOCK));
+    let (sum, tex): (Vec<i32>, Vec<i32>) = blocks
+        .map(|((l, h), v)| (l.iter().sum::<i32>(), v.iter().sum::<i32>() / 2 + h.iter().sum::<i32>()))
+        .unzip();
+    for (b, o) in out.iter_mut().enumerate() {
+        let n = (((b + 1) * BLOCK).min(w) - b * BLOCK) * rows;
+        let (m, t) = (sum[b] as f32 / n as f32, tex[b] as f32 / n as f32);
+        let luminance = (0.45 + 0.55 * m / 64.0).clamp(0.45, 1.0);
+        let contrast = (0.6 + t / 10.0).clamp(0.6, 1.0);
+        *o = luminance * contrast;
+    }
+}
+
 /// Everything the per-pixel kernel needs, built once per image.
 struct Field {
     kind: NoiseKind,
@@ -360,14 +493,14 @@ struct Field {
 }
 
 impl Field {
-    fn new(pixels: &Pixels, settings: &Perturb, seed: u64) -> Field {
+    fn new(pixels: &Pixels, settings: &Perturb, seed: u64, isa: Isa) -> Field {
         let (w, h) = (pixels.width as usize, pixels.height as usize);
         Field {
             kind: settings.kind,
             epsilon: settings.epsilon as f32,
             seed,
             noise: noise_grid(settings.kind, seed, w, h),
-            mask: settings.mask.then(|| mask_grid(pixels)),
+            mask: settings.mask.then(|| mask_grid(pixels, isa)),
         }
     }
 
@@ -421,10 +554,8 @@ fn round_small(x: f32) -> i16 {
 
 /// Row buffers of one worker.
 struct Rows {
-    noise: Vec<f32>,
-    mask: Vec<f32>,
-    n: Vec<f32>,
-    a: Vec<f32>,
+    noise: Expanded,
+    mask: Expanded,
     offset: Vec<i16>,
     /// The offsets per byte of the row (alpha bytes stay 0).
     bytes: Vec<i8>,
@@ -432,11 +563,10 @@ struct Rows {
 
 impl Rows {
     fn new(field: &Field, width: usize, channels: usize) -> Rows {
+        let masked = field.mask.is_some();
         Rows {
-            noise: vec![0.0; field.noise.gw],
-            mask: vec![0.0; field.mask.as_ref().map_or(0, |m| m.gw)],
-            n: vec![0.0; width],
-            a: vec![0.0; width],
+            noise: Expanded::new(if field.kind == NoiseKind::Uniform { 0 } else { width }),
+            mask: Expanded::new(if masked { width } else { 0 }),
             offset: vec![0; width],
             bytes: vec![0; width * channels],
         }
@@ -444,34 +574,65 @@ impl Rows {
 }
 
 impl Field {
-    /// Perturbs row `y` (`ch` channels per pixel) in place.
-    fn apply_row(&self, y: usize, row: &mut [u8], ch: usize, r: &mut Rows) {
-        let width = r.n.len();
-        if let Some(mask) = &self.mask {
-            mask.row(y, &mut r.mask);
-            mask.expand(&r.mask, &mut r.a);
+    /// Perturbs the rows of one band, the first of which is row `y0`, in place.
+    fn apply_band(&self, isa: Isa, y0: usize, band: &mut [u8], ch: usize, r: &mut Rows) {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `apply_with` lets Isa::Avx2 through only on a CPU that has AVX2.
+            Isa::Avx2 => unsafe { self.apply_band_avx2(y0, band, ch, r) },
+            _ => self.apply_rows(y0, band, ch, r),
         }
+    }
+
+    /// [`Field::apply_rows`] compiled for AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn apply_band_avx2(&self, y0: usize, band: &mut [u8], ch: usize, r: &mut Rows) {
+        self.apply_rows(y0, band, ch, r)
+    }
+
+    #[inline(always)]
+    fn apply_rows(&self, y0: usize, band: &mut [u8], ch: usize, r: &mut Rows) {
+        let stride = r.offset.len() * ch;
+        for (i, row) in band.chunks_exact_mut(stride).enumerate() {
+            self.apply_row(y0 + i, row, ch, r);
+        }
+    }
+
+    /// Perturbs row `y` (`ch` channels per pixel) in place.
+    #[inline(always)]
+    fn apply_row(&self, y: usize, row: &mut [u8], ch: usize, r: &mut Rows) {
+        let fm = match &self.mask {
+            Some(mask) => r.mask.at_row(mask, y),
+            None => 0.0,
+        };
+        let (mt, mb) = (&r.mask.top, &r.mask.bottom);
         if self.kind == NoiseKind::Uniform {
             for (x, px) in row.chunks_exact_mut(ch).enumerate() {
-                let scale = if self.mask.is_some() { r.a[x] } else { 1.0 };
+                let scale = match self.mask {
+                    Some(_) => mt[x] + fm * (mb[x] - mt[x]),
+                    None => 1.0,
+                };
                 for (c, v) in px[..3].iter_mut().enumerate() {
                     *v = (*v as i16 + self.uniform(x, y, c, scale)).clamp(0, 255) as u8;
                 }
             }
             return;
         }
-        self.noise.row(y, &mut r.noise);
-        self.noise.expand(&r.noise, &mut r.n);
+        let fy = r.noise.at_row(&self.noise, y);
+        let (nt, nb) = (&r.noise.top, &r.noise.bottom);
         let eps = self.epsilon;
+        let noise = nt.iter().zip(nb).map(|(t, b)| t + fy * (b - t));
         match &self.mask {
             Some(_) => {
-                for x in 0..width {
-                    r.offset[x] = round_small(self.sign(r.n[x]) * (eps * r.a[x]));
+                let mask = mt.iter().zip(mb).map(|(t, b)| t + fm * (b - t));
+                for ((o, n), a) in r.offset.iter_mut().zip(noise).zip(mask) {
+                    *o = round_small(self.sign(n) * (eps * a));
                 }
             }
             None => {
-                for x in 0..width {
-                    r.offset[x] = round_small(self.sign(r.n[x]) * eps);
+                for (o, n) in r.offset.iter_mut().zip(noise) {
+                    *o = round_small(self.sign(n) * eps);
                 }
             }
         }
@@ -485,6 +646,7 @@ impl Field {
 /// Adds each pixel's offset to its R, G and B (alpha untouched). The offsets are first spread
 /// to one per byte, so that the add runs as one loop over bytes, which the compiler vectorises.
 /// `bytes` is scratch space of the row's length.
+#[inline(always)]
 fn add_grey<const N: usize>(row: &mut [u8], offset: &[i16], bytes: &mut [i8]) {
     for (b, &o) in bytes.chunks_exact_mut(N).zip(offset) {
         let o = o as i8;
@@ -500,45 +662,40 @@ fn add_grey<const N: usize>(row: &mut [u8], offset: &[i16], bytes: &mut [i8]) {
 /// Adds the perturbation to `pixels`, with `seed` the file's own seed ([`file_seed`]).
 /// Every channel of every pixel moves by at most `epsilon`; alpha is untouched.
 pub fn apply(pixels: &mut Pixels, settings: &Perturb, seed: u64) {
-    let field = Field::new(pixels, settings, seed);
+    apply_with(pixels, settings, seed, Isa::detect())
+}
+
+/// [`apply`] with the kernels compiled for `isa` (every instruction set gives the same
+/// output); an instruction set this CPU lacks falls back to the baseline.
+pub fn apply_with(pixels: &mut Pixels, settings: &Perturb, seed: u64, isa: Isa) {
+    let isa = if Isa::available().contains(&isa) { isa } else { Isa::Baseline };
+    let field = Field::new(pixels, settings, seed, isa);
     let (w, ch) = (pixels.width as usize, pixels.channels());
-    let stride = w * ch;
     let rows_per_band = 32;
     pixels
         .data
-        .par_chunks_mut(stride * rows_per_band)
+        .par_chunks_mut(w * ch * rows_per_band)
         .enumerate()
         .for_each(|(band, rows)| {
             let mut buffers = Rows::new(&field, w, ch);
-            for (i, row) in rows.chunks_exact_mut(stride).enumerate() {
-                field.apply_row(band * rows_per_band + i, row, ch, &mut buffers);
-            }
+            field.apply_band(isa, band * rows_per_band, rows, ch, &mut buffers);
         });
 }
 
 /// The plain reference of [`apply`]: pixel by pixel, each value interpolated on its own from
 /// the lattices, no row buffers shared between pixels, no threads.
 pub fn apply_reference(pixels: &mut Pixels, settings: &Perturb, seed: u64) {
-    let field = Field::new(pixels, settings, seed);
+    let field = Field::new(pixels, settings, seed, Isa::Baseline);
     let (w, h, ch) = (pixels.width as usize, pixels.height as usize, pixels.channels());
-    let mut noise_row = vec![0.0f32; field.noise.gw];
-    let mut mask_row = vec![0.0f32; field.mask.as_ref().map_or(0, |m| m.gw)];
     for y in 0..h {
         for x in 0..w {
-            let a = match &field.mask {
-                Some(mask) => {
-                    mask.row(y, &mut mask_row);
-                    Some(mask.at(&mask_row, x))
-                }
-                None => None,
-            };
+            let a = field.mask.as_ref().map(|mask| mask.at(x, y));
             let i = (y * w + x) * ch;
             for c in 0..3 {
                 let offset = if field.kind == NoiseKind::Uniform {
                     field.uniform(x, y, c, a.unwrap_or(1.0))
                 } else {
-                    field.noise.row(y, &mut noise_row);
-                    let s = field.sign(field.noise.at(&noise_row, x));
+                    let s = field.sign(field.noise.at(x, y));
                     match a {
                         Some(a) => round_small(s * (field.epsilon * a)),
                         None => (s * field.epsilon) as i16,
@@ -567,6 +724,35 @@ mod tests {
         assert_ne!(file_seed(1, "a.jpg"), file_seed(1, "b.jpg"));
         assert_eq!(file_seed(1, "a.jpg"), file_seed(1, "a.jpg"));
         assert_ne!(file_seed(1, "a.jpg"), file_seed(2, "a.jpg"));
+    }
+
+    #[test]
+    fn octave_tables_give_the_hashed_perlin_noise() {
+        // The whole field, against its definition at every lattice point.
+        for (w, h) in [(1usize, 1usize), (640, 480), (1000, 3000)] {
+            let grid = noise_grid(NoiseKind::Perlin, 5, w, h);
+            let gh = grid.values.len() / grid.gw;
+            let (short, step) = (w.min(h) as f32, grid.step);
+            for gy in 0..gh {
+                for gx in 0..grid.gw {
+                    let (px, py) = ((gx * step) as f32, (gy * step) as f32);
+                    let (mut sum, mut amp, mut freq) = (0.0, 1.0, 1.0 / (0.2 * short));
+                    for octave in 0..4u64 {
+                        sum += amp * perlin(5 ^ (octave << 56), px * freq, py * freq);
+                        amp *= 0.5;
+                        freq *= 2.0;
+                    }
+                    assert_eq!(grid.values[gy * grid.gw + gx], sum, "{w}x{h} at ({gx}, {gy})");
+                }
+            }
+        }
+        // Points beyond the table an octave was built for.
+        let octave = Octave::new(99, 2.0, 2.0);
+        let mut row = [0.0f32; 40];
+        octave.add_row(1.0, 1, 0.7, 1.5, &mut row);
+        for (k, v) in row.iter().enumerate() {
+            assert_eq!(*v, perlin(99, k as f32 * 0.7, 1.5), "x = {k} x 0.7");
+        }
     }
 
     #[test]

@@ -17,6 +17,29 @@ impl Layout {
     }
 }
 
+/// A zeroed buffer of `len` bytes for a whole image. On Linux the kernel is asked to back it
+/// with 2 MiB pages before it is first touched: a 12-megapixel image then costs 18 page faults
+/// instead of 9000 (about 20 ms of a one-photo run). Elsewhere, or if the kernel declines, it
+/// is an ordinary zeroed vector.
+pub fn image_buffer(len: usize) -> Vec<u8> {
+    let mut v: Vec<u8> = Vec::with_capacity(len);
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let start = (v.as_ptr() as usize).next_multiple_of(HUGE);
+        let end = (v.as_ptr() as usize + len) & !(HUGE - 1);
+        if end > start {
+            // SAFETY: the range lies inside the allocation just made; the advice only changes
+            // how the kernel backs those pages, never their contents or validity.
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    v.resize(len, 0);
+    v
+}
+
 /// A decoded image.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pixels {

@@ -5,6 +5,7 @@ mod common;
 use assert_cmd::Command;
 use proptest::prelude::*;
 
+use photoshield::isa::Isa;
 use photoshield::perturb::{self, NoiseKind, Perturb};
 use photoshield::{FileContext, Layout, Options, Pipeline, Pixels};
 
@@ -62,11 +63,41 @@ fn fast_kernel_equals_its_reference_on_awkward_sizes() {
                         seed: 42,
                     };
                     let base = photo(w, h, w * h, Layout::Rgb8);
-                    let (mut fast, mut slow) = (base.clone(), base);
-                    perturb::apply(&mut fast, &settings, 7);
+                    let mut slow = base.clone();
                     perturb::apply_reference(&mut slow, &settings, 7);
-                    assert!(fast == slow, "{kind:?} mask={mask} {w}x{h}");
+                    // Every instruction set this CPU has (the baseline and AVX2 on most x86-64).
+                    for isa in Isa::available() {
+                        let mut fast = base.clone();
+                        perturb::apply_with(&mut fast, &settings, 7, isa);
+                        assert!(fast == slow, "{isa:?} {kind:?} mask={mask} {w}x{h}");
+                    }
                 }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_instruction_set_gives_the_reference_bytes_on_a_photo() {
+    let isas = Isa::available();
+    if !isas.contains(&Isa::Avx2) {
+        common::skip("this CPU has no AVX2: only the baseline kernels were compared");
+    }
+    for layout in [Layout::Rgb8, Layout::Rgba8] {
+        for kind in KINDS {
+            let settings = Perturb {
+                epsilon: 4,
+                kind,
+                mask: true,
+                seed: 3,
+            };
+            let base = photo(1001, 301, 5, layout);
+            let mut slow = base.clone();
+            perturb::apply_reference(&mut slow, &settings, 11);
+            for &isa in &isas {
+                let mut fast = base.clone();
+                perturb::apply_with(&mut fast, &settings, 11, isa);
+                assert!(fast == slow, "{isa:?} {kind:?} {layout:?}");
             }
         }
     }
