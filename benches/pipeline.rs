@@ -70,9 +70,11 @@ fn bench(c: &mut Criterion) {
             pool.install(|| b.iter(|| jpeg(img)))
         });
         // The strips of one image on every core (what a one-photo run gets).
-        group.bench_with_input(BenchmarkId::new("encode_jpeg_q90_420_all_cores", &id), &img, |b, img| {
-            b.iter(|| jpeg(img))
-        });
+        group.bench_with_input(
+            BenchmarkId::new("encode_jpeg_q90_420_all_cores", &id),
+            &img,
+            |b, img| b.iter(|| jpeg(img)),
+        );
         group.bench_with_input(BenchmarkId::new("orient_rotate90", &id), &img, |b, img| {
             pool.install(|| b.iter(|| orient::apply(img.clone(), image::metadata::Orientation::Rotate90)))
         });

@@ -423,9 +423,7 @@ fn encode_jpeg(pixels: &Pixels, quality: u8, icc: Option<&[u8]>) -> std::result:
     let strips = pixels.data[..stride * h]
         .par_chunks(stride * rows)
         .enumerate()
-        .map(|(i, strip)| {
-            encode_jpeg_piece(strip, w, strip.len() / stride, quality, icc.filter(|_| i == 0))
-        })
+        .map(|(i, strip)| encode_jpeg_piece(strip, w, strip.len() / stride, quality, icc.filter(|_| i == 0)))
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let interval = (w.div_ceil(16) * rows / 16) as u16;
     join_jpeg_strips(&strips, h as u16, interval)

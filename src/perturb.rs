@@ -334,7 +334,11 @@ fn noise_grid(kind: NoiseKind, seed: u64, width: usize, height: usize) -> Grid {
             let octaves: Vec<(f32, f32, Octave)> = (0..4u64)
                 .map(|octave| {
                     let (amp, freq) = (0.5f32.powi(octave as i32), 2f32.powi(octave as i32) / period);
-                    (amp, freq, Octave::new(seed ^ (octave << 56), max_x * freq, max_y * freq))
+                    (
+                        amp,
+                        freq,
+                        Octave::new(seed ^ (octave << 56), max_x * freq, max_y * freq),
+                    )
                 })
                 .collect();
             values.par_chunks_mut(gw).enumerate().for_each(|(gy, row)| {
@@ -389,12 +393,15 @@ fn mask_grid(pixels: &Pixels, isa: Isa) -> Grid {
     let (w, h) = (pixels.width as usize, pixels.height as usize);
     let (bw, bh) = (w.div_ceil(BLOCK), h.div_ceil(BLOCK));
     let mut factor = vec![0.0f32; bw * bh];
-    factor.par_chunks_mut(bw).enumerate().for_each(|(by, out)| match isa {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `apply_with` lets Isa::Avx2 through only on a CPU that has AVX2.
-        Isa::Avx2 => unsafe { mask_blocks_avx2(pixels, by, out) },
-        _ => mask_blocks(pixels, by, out),
-    });
+    factor
+        .par_chunks_mut(bw)
+        .enumerate()
+        .for_each(|(by, out)| match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `apply_with` lets Isa::Avx2 through only on a CPU that has AVX2.
+            Isa::Avx2 => unsafe { mask_blocks_avx2(pixels, by, out) },
+            _ => mask_blocks(pixels, by, out),
+        });
     // Corner values: the mean of the (up to four) blocks around each corner, which also smooths.
     let (gw, gh) = (bw + 2, bh + 2);
     let mut values = vec![0.0f32; gw * gh];
@@ -472,7 +479,12 @@ fn mask_blocks(pixels: &Pixels, by: usize, out: &mut [f32]) {
     }
     let blocks = lum.chunks(BLOCK).zip(gh.chunks(BLOCK)).zip(gv.chunks(BLOCK));
     let (sum, tex): (Vec<i32>, Vec<i32>) = blocks
-        .map(|((l, h), v)| (l.iter().sum::<i32>(), v.iter().sum::<i32>() / 2 + h.iter().sum::<i32>()))
+        .map(|((l, h), v)| {
+            (
+                l.iter().sum::<i32>(),
+                v.iter().sum::<i32>() / 2 + h.iter().sum::<i32>(),
+            )
+        })
         .unzip();
     for (b, o) in out.iter_mut().enumerate() {
         let n = (((b + 1) * BLOCK).min(w) - b * BLOCK) * rows;
@@ -565,7 +577,11 @@ impl Rows {
     fn new(field: &Field, width: usize, channels: usize) -> Rows {
         let masked = field.mask.is_some();
         Rows {
-            noise: Expanded::new(if field.kind == NoiseKind::Uniform { 0 } else { width }),
+            noise: Expanded::new(if field.kind == NoiseKind::Uniform {
+                0
+            } else {
+                width
+            }),
             mask: Expanded::new(if masked { width } else { 0 }),
             offset: vec![0; width],
             bytes: vec![0; width * channels],
@@ -668,7 +684,11 @@ pub fn apply(pixels: &mut Pixels, settings: &Perturb, seed: u64) {
 /// [`apply`] with the kernels compiled for `isa` (every instruction set gives the same
 /// output); an instruction set this CPU lacks falls back to the baseline.
 pub fn apply_with(pixels: &mut Pixels, settings: &Perturb, seed: u64, isa: Isa) {
-    let isa = if Isa::available().contains(&isa) { isa } else { Isa::Baseline };
+    let isa = if Isa::available().contains(&isa) {
+        isa
+    } else {
+        Isa::Baseline
+    };
     let field = Field::new(pixels, settings, seed, isa);
     let (w, ch) = (pixels.width as usize, pixels.channels());
     let rows_per_band = 32;

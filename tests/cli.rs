@@ -597,12 +597,24 @@ fn sample_photos_in_the_repository_match_their_generator() {
         // the compressed data depends on the CPU: everything before it (the metadata segments
         // and tables) must be identical, and the pixels the same within rounding.
         let scan = |b: &[u8]| b.windows(2).position(|p| p == [0xFF, 0xDA]).unwrap();
-        assert_eq!(committed[..scan(&committed)], bytes[..scan(&bytes)], "{rel}: {hint}");
+        assert_eq!(
+            committed[..scan(&committed)],
+            bytes[..scan(&bytes)],
+            "{rel}: {hint}"
+        );
         let (a, b) = (decode(&committed), decode(&bytes));
         assert_eq!(a.dimensions(), b.dimensions(), "{rel}: {hint}");
-        let diffs: Vec<u8> = a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| x.abs_diff(*y)).collect();
+        let diffs: Vec<u8> = a
+            .as_raw()
+            .iter()
+            .zip(b.as_raw())
+            .map(|(x, y)| x.abs_diff(*y))
+            .collect();
         let mean = diffs.iter().map(|&d| d as f64).sum::<f64>() / diffs.len() as f64;
         let max = diffs.iter().copied().max().unwrap_or(0);
-        assert!(mean < 0.5 && max <= 24, "{rel}: pixels differ (mean {mean:.3}, max {max}): {hint}");
+        assert!(
+            mean < 0.5 && max <= 24,
+            "{rel}: pixels differ (mean {mean:.3}, max {max}): {hint}"
+        );
     }
 }

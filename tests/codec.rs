@@ -40,14 +40,25 @@ fn restart_markers(jpeg: &[u8]) -> Vec<u8> {
 }
 
 fn encode_with_threads(px: &Pixels, threads: usize) -> Vec<u8> {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
     pool.install(|| codec::encode(px, Q90, None).unwrap())
 }
 
 #[test]
 fn strips_decode_to_the_pixels_of_a_one_piece_encode() {
     // Heights around the 256-row strip (and under one strip), widths around the 16-pixel MCU.
-    for (w, h) in [(1u32, 1u32), (1, 257), (17, 256), (17, 257), (640, 513), (333, 2100), (1000, 1203)] {
+    for (w, h) in [
+        (1u32, 1u32),
+        (1, 257),
+        (17, 256),
+        (17, 257),
+        (640, 513),
+        (333, 2100),
+        (1000, 1203),
+    ] {
         let rgb = landscape(w, h, w + h);
         let px = Pixels::new(w, h, Layout::Rgb8, rgb.clone());
         let strips = encode_with_threads(&px, 2);
@@ -55,7 +66,10 @@ fn strips_decode_to_the_pixels_of_a_one_piece_encode() {
         assert!(decoded(&strips) == decoded(&reference), "{w}x{h}: pixels differ");
         // zune-jpeg (photoshield's decoder) agrees.
         let back = codec::decode(&strips, Format::Jpeg, DecodeLimits { max_pixels: u64::MAX }).unwrap();
-        assert!(back.pixels.data == decoded(&reference), "{w}x{h}: zune-jpeg differs");
+        assert!(
+            back.pixels.data == decoded(&reference),
+            "{w}x{h}: zune-jpeg differs"
+        );
         // One restart marker between consecutive strips, RST0..RST7 in turn.
         let n = (h as usize).div_ceil(jpeg_strip_rows(w as usize));
         let expected: Vec<u8> = (0..n - 1).map(|k| (k % 8) as u8).collect();
@@ -63,7 +77,12 @@ fn strips_decode_to_the_pixels_of_a_one_piece_encode() {
         // A few bytes per strip (its marker, the padding to a whole byte, the first DC value
         // of each component coded afresh), and the DRI segment.
         let bound = reference.len() + 24 * n + 6;
-        assert!(strips.len() <= bound, "{w}x{h}: {} vs {} bytes", strips.len(), reference.len());
+        assert!(
+            strips.len() <= bound,
+            "{w}x{h}: {} vs {} bytes",
+            strips.len(),
+            reference.len()
+        );
     }
 }
 
@@ -82,7 +101,9 @@ fn the_widest_jpeg_keeps_its_restart_interval_within_16_bits() {
     assert_eq!(jpeg_strip_rows(65535), 240);
     assert_eq!(jpeg_strip_rows(4000), 256);
     let (w, h) = (65535u32, 250u32);
-    let rgb: Vec<u8> = (0..w * h * 3).map(|i| (i % 251) as u8 ^ (i / 7919) as u8).collect();
+    let rgb: Vec<u8> = (0..w * h * 3)
+        .map(|i| (i % 251) as u8 ^ (i / 7919) as u8)
+        .collect();
     let px = Pixels::new(w, h, Layout::Rgb8, rgb.clone());
     let strips = codec::encode(&px, Q90, None).unwrap();
     assert_eq!(restart_markers(&strips), vec![0]);
