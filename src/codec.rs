@@ -346,10 +346,9 @@ pub fn encode(pixels: &Pixels, settings: EncodeSettings, icc: Option<&[u8]>) -> 
     };
     match format {
         OutputFormat::Jpeg => {
-            let (w, h) = (u16::try_from(pixels.width), u16::try_from(pixels.height));
-            let (Ok(_), Ok(_)) = (w, h) else {
+            if pixels.width.max(pixels.height) > u16::MAX as u32 {
                 return Err(fail("JPEG is limited to 65535 pixels per side".into()));
-            };
+            }
             if pixels.layout == Layout::Rgba8 {
                 return Err(fail("flatten alpha before encoding JPEG".into()));
             }
