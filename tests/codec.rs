@@ -15,12 +15,7 @@ const Q90: EncodeSettings = EncodeSettings {
 
 /// jpeg-encoder in one piece, as photoshield configures it (q90, 4:2:0): the reference.
 fn one_piece(rgb: &[u8], w: u32, h: u32) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut enc = jpeg_encoder::Encoder::new(&mut out, 90);
-    enc.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_0);
-    enc.encode(rgb, w as u16, h as u16, jpeg_encoder::ColorType::Rgb)
-        .unwrap();
-    out
+    common::jpeg_with(rgb, w, h, 90, jpeg_encoder::SamplingFactor::R_4_2_0)
 }
 
 /// Decoded with `image`'s decoder (not the one photoshield decodes with).

@@ -236,9 +236,14 @@ pub fn tiny_icc() -> Vec<u8> {
 
 /// Encodes RGB as a baseline JPEG (quality 92, 4:4:4 so flat colours stay exact-ish).
 pub fn jpeg(rgb: &[u8], w: u32, h: u32) -> Vec<u8> {
+    jpeg_with(rgb, w, h, 92, jpeg_encoder::SamplingFactor::R_4_4_4)
+}
+
+/// Encodes RGB as a one-piece baseline JPEG with jpeg-encoder.
+pub fn jpeg_with(rgb: &[u8], w: u32, h: u32, quality: u8, sampling: jpeg_encoder::SamplingFactor) -> Vec<u8> {
     let mut out = Vec::new();
-    let mut enc = jpeg_encoder::Encoder::new(&mut out, 92);
-    enc.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_4_4);
+    let mut enc = jpeg_encoder::Encoder::new(&mut out, quality);
+    enc.set_sampling_factor(sampling);
     enc.encode(rgb, w as u16, h as u16, jpeg_encoder::ColorType::Rgb)
         .unwrap();
     out
