@@ -75,30 +75,14 @@ fn copy_mapped<const CH: usize>(src: &[u8], dst: &mut [u8], ow: usize, oh: usize
                 let x_end = (tx + TILE).min(ow);
                 for (i, row) in rows.chunks_exact_mut(ow).enumerate() {
                     let y = ty + i;
-                    let first = (map.base + tx as isize * map.dx + y as isize * map.dy) as usize;
-                    copy_line(src, first, map.dx, &mut row[tx..x_end]);
+                    let mut s = map.base + tx as isize * map.dx + y as isize * map.dy;
+                    for d in &mut row[tx..x_end] {
+                        *d = src[s as usize];
+                        s += map.dx;
+                    }
                 }
             }
         });
-}
-
-/// Fills `dst` with the source pixels `first`, `first + step`, `first + 2·step`, ... (`step` is
-/// ±1 or ±width): a forward or backward walk, as iterators the compiler checks once per line.
-#[inline(always)]
-fn copy_line<P: Copy>(src: &[P], first: usize, step: isize, dst: &mut [P]) {
-    let n = dst.len();
-    let stride = step.unsigned_abs();
-    let span = (n - 1) * stride;
-    match step > 0 {
-        true => {
-            let line = src[first..=first + span].iter().step_by(stride);
-            dst.iter_mut().zip(line).for_each(|(d, s)| *d = *s);
-        }
-        false => {
-            let line = src[first - span..=first].iter().rev().step_by(stride);
-            dst.iter_mut().zip(line).for_each(|(d, s)| *d = *s);
-        }
-    }
 }
 
 #[cfg(test)]
