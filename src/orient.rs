@@ -22,12 +22,14 @@ pub fn apply(pixels: Pixels, orientation: Orientation) -> Pixels {
             | Orientation::Rotate270FlipH
     );
     let (ow, oh) = if swaps { (h, w) } else { (w, h) };
-    let mut out = crate::pixels::image_buffer(pixels.data.len());
+    // Every byte of `out` is written below.
+    let mut out = crate::pixels::scratch_buffer(pixels.data.len());
     let map = source_map(orientation, w, h);
     match pixels.channels() {
         3 => copy_mapped::<3>(&pixels.data, &mut out, ow, oh, map),
         _ => copy_mapped::<4>(&pixels.data, &mut out, ow, oh, map),
     }
+    crate::pixels::recycle(pixels.data);
     Pixels::new(ow as u32, oh as u32, pixels.layout, out)
 }
 

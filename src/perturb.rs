@@ -149,15 +149,14 @@ fn gradient(seed: u64, gx: i64, gy: i64) -> (f32, f32) {
 }
 
 /// Perlin's blend of the four corner gradients `g` (x0y0, x1y0, x0y1, x1y1) at (fx, fy)
-/// within the cell: about -1..1.
+/// within the cell, with `u` = fade(fx) and `v` = fade(fy): about -1..1.
 #[inline(always)]
-fn perlin_cell(g: [(f32, f32); 4], fx: f32, fy: f32) -> f32 {
+fn perlin_faded(g: [(f32, f32); 4], fx: f32, fy: f32, u: f32, v: f32) -> f32 {
     let dot = |(a, b): (f32, f32), dx: f32, dy: f32| a * dx + b * dy;
     let n00 = dot(g[0], fx, fy);
     let n10 = dot(g[1], fx - 1.0, fy);
     let n01 = dot(g[2], fx, fy - 1.0);
     let n11 = dot(g[3], fx - 1.0, fy - 1.0);
-    let (u, v) = (fade(fx), fade(fy));
     let a = n00 + u * (n10 - n00);
     let b = n01 + u * (n11 - n01);
     (a + v * (b - a)) * std::f32::consts::SQRT_2
@@ -175,46 +174,66 @@ fn perlin(seed: u64, x: f32, y: f32) -> f32 {
         gradient(seed, ix, iy + 1),
         gradient(seed, ix + 1, iy + 1),
     ];
-    perlin_cell(g, x - x0, y - y0)
+    let (fx, fy) = (x - x0, y - y0);
+    perlin_faded(g, fx, fy, fade(fx), fade(fy))
 }
 
-/// One Perlin octave over a rectangle from the origin: the gradients of its lattice points are
-/// hashed once each, where [`perlin`] hashes four per call (one point serves many samples).
+/// One Perlin octave over a rectangle from the origin, sampled at the columns of a lattice:
+/// the gradients of its lattice points are hashed once each, where [`perlin`] hashes four per
+/// call (one point serves many samples), and each column's cell, offset and fade are worked
+/// out once for every row.
 struct Octave {
+    amp: f32,
+    freq: f32,
     cols: usize,
     gradients: Vec<(f32, f32)>,
+    /// Per sampled column: its cell, its offset in the cell, and the offset's fade.
+    columns: Vec<(usize, f32, f32)>,
 }
 
 impl Octave {
-    /// The octave seeded `seed` for samples at 0 <= x <= `max_x`, 0 <= y <= `max_y` (lattice
-    /// units).
-    fn new(seed: u64, max_x: f32, max_y: f32) -> Octave {
-        let (cols, rows) = (max_x as usize + 2, max_y as usize + 2);
+    /// The octave seeded `seed`, weighted `amp`, at `freq` cycles per pixel, for samples every
+    /// `step` pixels on `gw` columns and at rows up to `max_y` pixels.
+    fn new(seed: u64, amp: f32, freq: f32, step: usize, gw: usize, max_y: f32) -> Octave {
+        let columns: Vec<(usize, f32, f32)> = (0..gw)
+            .map(|k| {
+                let x = (k * step) as f32 * freq;
+                let ix = x as i32;
+                let fx = x - ix as f32;
+                (ix as usize, fx, fade(fx))
+            })
+            .collect();
+        let cols = columns.last().map_or(0, |c| c.0) + 2;
+        let rows = (max_y * freq) as usize + 2;
         let gradients = (0..rows as i64)
             .flat_map(|gy| (0..cols as i64).map(move |gx| gradient(seed, gx, gy)))
             .collect();
-        Octave { cols, gradients }
+        Octave {
+            amp,
+            freq,
+            cols,
+            gradients,
+            columns,
+        }
     }
 
-    /// Adds `amp` x [`perlin`] at (((k·step) as f32)·freq, y) to `out[k]`: a row of a
-    /// lattice every `step` pixels, `y` already in lattice units and non-negative, every
-    /// point within the rectangle the octave was built for.
+    /// Adds `amp` x [`perlin`] at ((k·step) as f32 · freq, py · freq) to `out[k]`: the lattice
+    /// row at pixel row `py` (non-negative, at most the `max_y` the octave was built for).
     #[inline(always)]
-    fn add_row(&self, amp: f32, step: usize, freq: f32, y: f32, out: &mut [f32]) {
+    fn add_row(&self, py: f32, out: &mut [f32]) {
+        let y = py * self.freq;
         let iy = y as i32;
         let fy = y - iy as f32;
-        for (k, o) in out.iter_mut().enumerate() {
-            let x = (k * step) as f32 * freq;
-            let ix = x as i32;
-            let (cx, cy) = (ix as usize, iy as usize);
-            let i = cy * self.cols + cx;
+        let v = fade(fy);
+        let above = &self.gradients[iy as usize * self.cols..];
+        for (o, &(cx, fx, u)) in out.iter_mut().zip(&self.columns) {
             let g = [
-                self.gradients[i],
-                self.gradients[i + 1],
-                self.gradients[i + self.cols],
-                self.gradients[i + self.cols + 1],
+                above[cx],
+                above[cx + 1],
+                above[cx + self.cols],
+                above[cx + self.cols + 1],
             ];
-            *o += amp * perlin_cell(g, x - ix as f32, fy);
+            *o += self.amp * perlin_faded(g, fx, fy, u, v);
         }
     }
 }
@@ -317,21 +336,17 @@ fn noise_grid(kind: NoiseKind, seed: u64, width: usize, height: usize) -> Grid {
     match kind {
         NoiseKind::Perlin => {
             let period = 0.2 * short;
-            let (max_x, max_y) = (((gw - 1) * step) as f32, ((gh - 1) * step) as f32);
-            let octaves: Vec<(f32, f32, Octave)> = (0..4u64)
+            let max_y = ((gh - 1) * step) as f32;
+            let octaves: Vec<Octave> = (0..4u64)
                 .map(|octave| {
                     let (amp, freq) = (0.5f32.powi(octave as i32), 2f32.powi(octave as i32) / period);
-                    (
-                        amp,
-                        freq,
-                        Octave::new(seed ^ (octave << 56), max_x * freq, max_y * freq),
-                    )
+                    Octave::new(seed ^ (octave << 56), amp, freq, step, gw, max_y)
                 })
                 .collect();
             values.par_chunks_mut(gw).enumerate().for_each(|(gy, row)| {
                 let py = (gy * step) as f32;
-                for (amp, freq, octave) in &octaves {
-                    octave.add_row(*amp, step, *freq, py * freq, row);
+                for octave in &octaves {
+                    octave.add_row(py, row);
                 }
             });
         }
@@ -381,13 +396,13 @@ fn mask_grid(pixels: &Pixels, isa: Isa) -> Grid {
     let (bw, bh) = (w.div_ceil(BLOCK), h.div_ceil(BLOCK));
     let mut factor = vec![0.0f32; bw * bh];
     factor
-        .par_chunks_mut(bw)
+        .par_chunks_mut(bw * MASK_BAND)
         .enumerate()
-        .for_each(|(by, out)| match isa {
+        .for_each(|(band, out)| match isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `apply_with` lets Isa::Avx2 through only on a CPU that has AVX2.
-            Isa::Avx2 => unsafe { mask_blocks_avx2(pixels, by, out) },
-            _ => mask_blocks(pixels, by, out),
+            Isa::Avx2 => unsafe { mask_blocks_avx2(pixels, band * MASK_BAND, out) },
+            _ => mask_blocks(pixels, band * MASK_BAND, out),
         });
     // Corner values: the mean of the (up to four) blocks around each corner, which also smooths.
     let (gw, gh) = (bw + 2, bh + 2);
@@ -426,59 +441,66 @@ fn luma_row(pixels: &Pixels, y: usize, out: &mut [i32]) {
     }
 }
 
+/// Block rows of the mask per task: each task computes the luminance of one row more than it
+/// samples (the row below its last block), so larger bands waste less.
+const MASK_BAND: usize = 4;
+
 /// [`mask_blocks`] compiled for AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn mask_blocks_avx2(pixels: &Pixels, by: usize, out: &mut [f32]) {
-    mask_blocks(pixels, by, out)
+fn mask_blocks_avx2(pixels: &Pixels, by0: usize, out: &mut [f32]) {
+    mask_blocks(pixels, by0, out)
 }
 
-/// The mask factors of the blocks of block row `by`, from the mean luminance and the mean
-/// absolute gradient (to the right, and to the row two below) of each block, over every other
-/// row: block statistics do not need every row, and this halves the cost of the mask.
+/// The mask factors of the blocks of the block rows from `by0` on (`out` holds whole block
+/// rows), from the mean luminance and the mean absolute gradient (to the right, and to the row
+/// two below) of each block, over every other row: block statistics do not need every row,
+/// and this halves the cost of the mask.
 #[inline(always)]
-fn mask_blocks(pixels: &Pixels, by: usize, out: &mut [f32]) {
+fn mask_blocks(pixels: &Pixels, by0: usize, out: &mut [f32]) {
     let (w, h) = (pixels.width as usize, pixels.height as usize);
-    let (y0, y1) = (by * BLOCK, ((by + 1) * BLOCK).min(h));
     let (mut cur, mut next) = (vec![0i32; w], vec![0i32; w]);
     // Per column, over the sampled rows: luminance, and the horizontal and vertical gradients
     // (loops over whole rows, which the compiler vectorises); then sums per block.
     let (mut lum, mut gh, mut gv) = (vec![0i32; w], vec![0i32; w], vec![0i32; w]);
-    luma_row(pixels, y0, &mut cur);
-    let mut rows = 0;
-    for y in (y0..y1).step_by(2) {
-        if y + 2 < h {
-            luma_row(pixels, y + 2, &mut next);
-        } else {
-            next.copy_from_slice(&cur);
+    luma_row(pixels, by0 * BLOCK, &mut cur);
+    for (k, out) in out.chunks_mut(w.div_ceil(BLOCK)).enumerate() {
+        let by = by0 + k;
+        let (y0, y1) = (by * BLOCK, ((by + 1) * BLOCK).min(h));
+        for v in [&mut lum, &mut gh, &mut gv] {
+            v.fill(0);
         }
-        for (l, c) in lum.iter_mut().zip(&cur) {
-            *l += c;
+        let mut rows = 0;
+        // `cur` holds the luminance of row y on every pass (BLOCK is even, so the row below
+        // this block row's last sample is the next block row's first).
+        for y in (y0..y1).step_by(2) {
+            if y + 2 < h {
+                luma_row(pixels, y + 2, &mut next);
+            } else {
+                next.copy_from_slice(&cur);
+            }
+            for (l, c) in lum.iter_mut().zip(&cur) {
+                *l += c;
+            }
+            for (g, p) in gh.iter_mut().zip(cur.windows(2)) {
+                *g += (p[1] - p[0]).abs();
+            }
+            for ((g, a), b) in gv.iter_mut().zip(&cur).zip(&next) {
+                *g += (a - b).abs();
+            }
+            rows += 1;
+            std::mem::swap(&mut cur, &mut next);
         }
-        for (g, p) in gh.iter_mut().zip(cur.windows(2)) {
-            *g += (p[1] - p[0]).abs();
+        let blocks = lum.chunks(BLOCK).zip(gh.chunks(BLOCK)).zip(gv.chunks(BLOCK));
+        for (o, ((l, gh), gv)) in out.iter_mut().zip(blocks) {
+            let n = (l.len() * rows) as f32;
+            let sum = l.iter().sum::<i32>();
+            let tex = gv.iter().sum::<i32>() / 2 + gh.iter().sum::<i32>();
+            let (m, t) = (sum as f32 / n, tex as f32 / n);
+            let luminance = (0.45 + 0.55 * m / 64.0).clamp(0.45, 1.0);
+            let contrast = (0.6 + t / 10.0).clamp(0.6, 1.0);
+            *o = luminance * contrast;
         }
-        for ((g, a), b) in gv.iter_mut().zip(&cur).zip(&next) {
-            *g += (a - b).abs();
-        }
-        rows += 1;
-        std::mem::swap(&mut cur, &mut next);
-    }
-    let blocks = lum.chunks(BLOCK).zip(gh.chunks(BLOCK)).zip(gv.chunks(BLOCK));
-    let (sum, tex): (Vec<i32>, Vec<i32>) = blocks
-        .map(|((l, h), v)| {
-            (
-                l.iter().sum::<i32>(),
-                v.iter().sum::<i32>() / 2 + h.iter().sum::<i32>(),
-            )
-        })
-        .unzip();
-    for (b, o) in out.iter_mut().enumerate() {
-        let n = (((b + 1) * BLOCK).min(w) - b * BLOCK) * rows;
-        let (m, t) = (sum[b] as f32 / n as f32, tex[b] as f32 / n as f32);
-        let luminance = (0.45 + 0.55 * m / 64.0).clamp(0.45, 1.0);
-        let contrast = (0.6 + t / 10.0).clamp(0.6, 1.0);
-        *o = luminance * contrast;
     }
 }
 

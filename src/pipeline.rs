@@ -1,5 +1,7 @@
 //! The pipeline: bytes in, protected bytes out, with a report of what was done. Pure: no file
-//! system, no global state, the same output for the same input and options on any thread.
+//! system, the same output for the same input and options on any thread. The only state it
+//! keeps is each thread's spare image buffers ([`crate::pixels::recycle`]), whose old contents
+//! never reach an output.
 
 use serde::Serialize;
 
@@ -295,6 +297,9 @@ impl Pipeline {
         if let Some(rights) = &o.rights {
             out = strip::add_rights(out, &Self::expand_rights(rights, &tokens))?;
         }
+        let output_size = (pixels.width, pixels.height);
+        // The next image on this thread decodes into the same memory.
+        crate::pixels::recycle(pixels.data);
         Ok(Processed {
             bytes: out,
             format: output_format,
@@ -302,7 +307,7 @@ impl Pipeline {
                 input_format: format,
                 output_format,
                 input_size,
-                output_size: (pixels.width, pixels.height),
+                output_size,
                 orientation: decoded.orientation.to_exif(),
                 removed,
                 icc_kept: icc.is_some(),

@@ -29,7 +29,9 @@ pub fn fit_long_edge(pixels: Pixels, max_edge: u32) -> Result<Pixels> {
     if (w, h) == (pixels.width, pixels.height) {
         return Ok(pixels);
     }
-    resize_exact(&pixels, w, h)
+    let out = resize_exact(&pixels, w, h)?;
+    crate::pixels::recycle(pixels.data);
+    Ok(out)
 }
 
 /// Resamples `pixels` to exactly `w` x `h` (Lanczos3; alpha-aware for RGBA).
