@@ -525,30 +525,12 @@ impl Field {
         }
     }
 
-    /// ±1 from a field value: for Perlin, sign(sin(16·π·n)), which is +1 exactly when
-    /// frac(8n) < 1/2, i.e. when floor(16n) is even (no transcendental, no libm call per
-    /// pixel; the offset keeps the truncation a floor); for Gabor, the sign of n.
+    /// ±1 from a field value ([`perlin_sign`] or [`gabor_sign`]).
     #[inline(always)]
     fn sign(&self, n: f32) -> f32 {
         match self.kind {
-            NoiseKind::Perlin => {
-                // The parity of floor(16n + 4096) from the mantissa: rounding x - 0.5 to the
-                // nearest integer with the 1.5 x 2^23 trick is floor(x) (no float-to-int
-                // conversion, which the compiler cannot vectorise with saturation).
-                let bits = (16.0 * n + (4096.0 - 0.5) + MAGIC).to_bits();
-                if bits & 1 == 0 {
-                    1.0
-                } else {
-                    -1.0
-                }
-            }
-            _ => {
-                if n >= 0.0 {
-                    1.0
-                } else {
-                    -1.0
-                }
-            }
+            NoiseKind::Perlin => perlin_sign(n),
+            _ => gabor_sign(n),
         }
     }
 
@@ -559,6 +541,31 @@ impl Field {
         let span = 2 * self.epsilon as u64 + 1;
         let r = (((h >> (c * 16)) & 0xFFFF) * span) >> 16;
         round_small((r as f32 - self.epsilon) * scale)
+    }
+}
+
+/// sign(sin(16·π·n)), which is +1 exactly when frac(8n) < 1/2, i.e. when floor(16n) is even
+/// (no transcendental, no libm call per pixel; the offset keeps the truncation a floor).
+#[inline(always)]
+fn perlin_sign(n: f32) -> f32 {
+    // The parity of floor(16n + 4096) from the mantissa: rounding x - 0.5 to the nearest
+    // integer with the 1.5 x 2^23 trick is floor(x) (no float-to-int conversion, which the
+    // compiler cannot vectorise with saturation).
+    let bits = (16.0 * n + (4096.0 - 0.5) + MAGIC).to_bits();
+    if bits & 1 == 0 {
+        1.0
+    } else {
+        -1.0
+    }
+}
+
+/// The sign of a Gabor field value.
+#[inline(always)]
+fn gabor_sign(n: f32) -> f32 {
+    if n >= 0.0 {
+        1.0
+    } else {
+        -1.0
     }
 }
 
@@ -577,7 +584,7 @@ fn round_small(x: f32) -> i16 {
 struct Rows {
     noise: Expanded,
     mask: Expanded,
-    offset: Vec<i16>,
+    offset: Vec<i8>,
     /// The offsets per byte of the row (alpha bytes stay 0).
     bytes: Vec<i8>,
 }
@@ -645,21 +652,10 @@ impl Field {
             return;
         }
         let fy = r.noise.at_row(&self.noise, y);
-        let (nt, nb) = (&r.noise.top, &r.noise.bottom);
-        let eps = self.epsilon;
-        let noise = nt.iter().zip(nb).map(|(t, b)| t + fy * (b - t));
-        match &self.mask {
-            Some(_) => {
-                let mask = mt.iter().zip(mb).map(|(t, b)| t + fm * (b - t));
-                for ((o, n), a) in r.offset.iter_mut().zip(noise).zip(mask) {
-                    *o = round_small(self.sign(n) * (eps * a));
-                }
-            }
-            None => {
-                for (o, n) in r.offset.iter_mut().zip(noise) {
-                    *o = round_small(self.sign(n) * eps);
-                }
-            }
+        // One loop per noise kind, so that the kind is not tested per pixel.
+        match self.kind {
+            NoiseKind::Perlin => self.offsets(r, fy, fm, perlin_sign),
+            _ => self.offsets(r, fy, fm, gabor_sign),
         }
         match ch {
             3 => add_grey::<3>(row, &r.offset, &mut r.bytes),
@@ -668,20 +664,55 @@ impl Field {
     }
 }
 
-/// Adds each pixel's offset to its R, G and B (alpha untouched). The offsets are first spread
-/// to one per byte, so that the add runs as one loop over bytes, which the compiler vectorises.
-/// `bytes` is scratch space of the row's length.
+impl Field {
+    /// Fills `r.offset` with each pixel's offset: ±ε by `sign` of the noise, times the mask,
+    /// rounded; `fy` and `fm` are the row's vertical weights in the noise and the mask.
+    #[inline(always)]
+    fn offsets(&self, r: &mut Rows, fy: f32, fm: f32, sign: impl Fn(f32) -> f32) {
+        let eps = self.epsilon;
+        let noise = r
+            .noise
+            .top
+            .iter()
+            .zip(&r.noise.bottom)
+            .map(|(t, b)| t + fy * (b - t));
+        match &self.mask {
+            Some(_) => {
+                let (mt, mb) = (&r.mask.top, &r.mask.bottom);
+                let mask = mt.iter().zip(mb).map(|(t, b)| t + fm * (b - t));
+                for ((o, n), a) in r.offset.iter_mut().zip(noise).zip(mask) {
+                    *o = round_small(sign(n) * (eps * a)) as i8;
+                }
+            }
+            None => {
+                for (o, n) in r.offset.iter_mut().zip(noise) {
+                    *o = round_small(sign(n) * eps) as i8;
+                }
+            }
+        }
+    }
+}
+
+/// Adds each pixel's offset to its R, G and B (alpha untouched), saturating. The offsets are
+/// first spread to one per byte, so that the add runs as one loop over bytes, which the
+/// compiler vectorises. `bytes` is scratch space of the row's length.
 #[inline(always)]
-fn add_grey<const N: usize>(row: &mut [u8], offset: &[i16], bytes: &mut [i8]) {
+fn add_grey<const N: usize>(row: &mut [u8], offset: &[i8], bytes: &mut [i8]) {
     for (b, &o) in bytes.chunks_exact_mut(N).zip(offset) {
-        let o = o as i8;
         b[0] = o;
         b[1] = o;
         b[2] = o;
     }
     for (v, &o) in row.iter_mut().zip(bytes.iter()) {
-        *v = (*v as i16 + o as i16).clamp(0, 255) as u8;
+        *v = add_saturating(*v, o);
     }
+}
+
+/// `v + o` clamped to 0..=255, as a signed saturating add on `v - 128` (one instruction per
+/// 32 bytes with AVX2, where widening to 16 bits takes five).
+#[inline(always)]
+fn add_saturating(v: u8, o: i8) -> u8 {
+    ((v ^ 0x80) as i8).saturating_add(o) as u8 ^ 0x80
 }
 
 /// Adds the perturbation to `pixels`, with `seed` the file's own seed ([`file_seed`]).
@@ -739,6 +770,19 @@ pub fn apply_reference(pixels: &mut Pixels, settings: &Perturb, seed: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn saturating_add_is_the_clamped_sum_for_every_byte_and_offset() {
+        for v in 0..=255u8 {
+            for o in i8::MIN..=i8::MAX {
+                assert_eq!(
+                    add_saturating(v, o) as i16,
+                    (v as i16 + o as i16).clamp(0, 255),
+                    "{v} {o}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn levels_parse() {
