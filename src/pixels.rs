@@ -186,7 +186,8 @@ mod tests {
         assert!(zeroed.iter().all(|&v| v == 0));
         // A request larger than every spare gets a fresh buffer; small buffers are not kept.
         recycle(zeroed);
-        assert_ne!(image_buffer(2 * len).as_ptr(), at);
+        let larger = image_buffer(2 * len);
+        assert_ne!(larger.as_ptr(), at);
         recycle(vec![1u8; 1000]);
         assert_eq!(SPARE.with_borrow(|s| s.len()), 1);
         // At most two per thread.
