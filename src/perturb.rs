@@ -424,11 +424,12 @@ fn mask_grid(pixels: &Pixels, isa: Isa) -> Grid {
 
 /// The luminance of row `y`, one value per pixel.
 #[inline(always)]
-fn luma_row(pixels: &Pixels, y: usize, out: &mut [i32]) {
+fn luma_row(pixels: &Pixels, y: usize, out: &mut [u16]) {
     let ch = pixels.channels();
     let stride = pixels.width as usize * ch;
     let row = &pixels.data[y * stride..(y + 1) * stride];
-    let luma = |p: &[u8]| (77 * p[0] as i32 + 150 * p[1] as i32 + 29 * p[2] as i32) >> 8;
+    // At most 256 x 255: the weighted sum fits 16 bits, so the vectors hold 16 lanes, not 8.
+    let luma = |p: &[u8]| (77 * p[0] as u16 + 150 * p[1] as u16 + 29 * p[2] as u16) >> 8;
     match ch {
         3 => out
             .iter_mut()
@@ -459,10 +460,12 @@ fn mask_blocks_avx2(pixels: &Pixels, by0: usize, out: &mut [f32]) {
 #[inline(always)]
 fn mask_blocks(pixels: &Pixels, by0: usize, out: &mut [f32]) {
     let (w, h) = (pixels.width as usize, pixels.height as usize);
-    let (mut cur, mut next) = (vec![0i32; w], vec![0i32; w]);
+    let (mut cur, mut next) = (vec![0u16; w], vec![0u16; w]);
     // Per column, over the sampled rows: luminance, and the horizontal and vertical gradients
-    // (loops over whole rows, which the compiler vectorises); then sums per block.
-    let (mut lum, mut gh, mut gv) = (vec![0i32; w], vec![0i32; w], vec![0i32; w]);
+    // (loops over whole rows, which the compiler vectorises); then sums per block. Per column
+    // every sum is of at most BLOCK / 2 values of at most 255, so 16 bits hold them.
+    const _: () = assert!(BLOCK.div_ceil(2) * 255 <= u16::MAX as usize);
+    let (mut lum, mut gh, mut gv) = (vec![0u16; w], vec![0u16; w], vec![0u16; w]);
     luma_row(pixels, by0 * BLOCK, &mut cur);
     for (k, out) in out.chunks_mut(w.div_ceil(BLOCK)).enumerate() {
         let by = by0 + k;
@@ -483,10 +486,10 @@ fn mask_blocks(pixels: &Pixels, by0: usize, out: &mut [f32]) {
                 *l += c;
             }
             for (g, p) in gh.iter_mut().zip(cur.windows(2)) {
-                *g += (p[1] - p[0]).abs();
+                *g += p[1].abs_diff(p[0]);
             }
             for ((g, a), b) in gv.iter_mut().zip(&cur).zip(&next) {
-                *g += (a - b).abs();
+                *g += a.abs_diff(*b);
             }
             rows += 1;
             std::mem::swap(&mut cur, &mut next);
@@ -494,8 +497,9 @@ fn mask_blocks(pixels: &Pixels, by0: usize, out: &mut [f32]) {
         let blocks = lum.chunks(BLOCK).zip(gh.chunks(BLOCK)).zip(gv.chunks(BLOCK));
         for (o, ((l, gh), gv)) in out.iter_mut().zip(blocks) {
             let n = (l.len() * rows) as f32;
-            let sum = l.iter().sum::<i32>();
-            let tex = gv.iter().sum::<i32>() / 2 + gh.iter().sum::<i32>();
+            let total = |v: &[u16]| v.iter().map(|&x| x as i32).sum::<i32>();
+            let sum = total(l);
+            let tex = total(gv) / 2 + total(gh);
             let (m, t) = (sum as f32 / n, tex as f32 / n);
             let luminance = (0.45 + 0.55 * m / 64.0).clamp(0.45, 1.0);
             let contrast = (0.6 + t / 10.0).clamp(0.6, 1.0);
@@ -736,10 +740,10 @@ pub fn apply_with(pixels: &mut Pixels, settings: &Perturb, seed: u64, isa: Isa) 
         .data
         .par_chunks_mut(w * ch * rows_per_band)
         .enumerate()
-        .for_each(|(band, rows)| {
-            let mut buffers = Rows::new(&field, w, ch);
-            field.apply_band(isa, band * rows_per_band, rows, ch, &mut buffers);
-        });
+        .for_each_init(
+            || Rows::new(&field, w, ch),
+            |buffers, (band, rows)| field.apply_band(isa, band * rows_per_band, rows, ch, buffers),
+        );
 }
 
 /// The plain reference of [`apply`]: pixel by pixel, each value interpolated on its own from
