@@ -461,34 +461,42 @@ fn dilate(mask: &Mask, r: usize) -> Mask {
         return mask.clone();
     }
     let (w, h) = (mask.width, mask.height);
-    // Horizontal maxima for each half-width the disc needs, then the vertical combination.
+    // The disc as rows: at vertical distance dy it spans `half_widths[dy]` pixels either side.
     let half_widths: Vec<usize> = (0..=r)
         .map(|dy| (((r * r - dy * dy) as f32).sqrt()).round() as usize)
         .collect();
-    let mut horizontal: HashMap<usize, Vec<u8>> = HashMap::new();
-    for &hw in &half_widths {
-        horizontal.entry(hw).or_insert_with(|| {
-            let mut out = vec![0u8; w * h];
-            for y in 0..h {
-                let row = &mask.data[y * w..(y + 1) * w];
-                for x in 0..w {
-                    let (a, b) = (x.saturating_sub(hw), (x + hw + 1).min(w));
-                    out[y * w + x] = row[a..b].iter().copied().max().unwrap_or(0);
-                }
+    // Horizontal maxima over every half-width up to r, each from the one before: the window
+    // x ± k is the union of the windows (x - 1) ± (k - 1), x ± (k - 1) and (x + 1) ± (k - 1),
+    // with the ends clamped to the row. One pass of three loads and two maxima per pixel,
+    // which vectorises.
+    let mut horizontal: Vec<Vec<u8>> = vec![mask.data.clone()];
+    for k in 1..=r {
+        let prev = &horizontal[k - 1];
+        let mut next = vec![0u8; w * h];
+        for (out, row) in next.chunks_exact_mut(w).zip(prev.chunks_exact(w)) {
+            if w == 1 {
+                out[0] = row[0];
+                continue;
             }
-            out
-        });
+            out[0] = row[0].max(row[1]);
+            out[w - 1] = row[w - 2].max(row[w - 1]);
+            let (left, centre, right) = (&row[..w - 2], &row[1..w - 1], &row[2..]);
+            for (((o, &a), &c), &b) in out[1..w - 1].iter_mut().zip(left).zip(centre).zip(right) {
+                *o = a.max(c).max(b);
+            }
+        }
+        horizontal.push(next);
     }
+    // Each output row: the maximum of the rows dy above and below at their half-widths.
     let mut out = Mask::new(w, h);
-    for y in 0..h {
-        for (dy, hw) in half_widths.iter().enumerate() {
-            let src = &horizontal[hw];
+    for (y, dst) in out.data.chunks_exact_mut(w).enumerate() {
+        for (dy, &hw) in half_widths.iter().enumerate() {
             for sy in [y.checked_sub(dy), Some(y + dy).filter(|&v| v < h)]
                 .into_iter()
                 .flatten()
             {
-                let (dst, s) = (&mut out.data[y * w..(y + 1) * w], &src[sy * w..(sy + 1) * w]);
-                for (d, &v) in dst.iter_mut().zip(s) {
+                let src = &horizontal[hw][sy * w..(sy + 1) * w];
+                for (d, &v) in dst.iter_mut().zip(src) {
                     *d = (*d).max(v);
                 }
             }
@@ -721,15 +729,12 @@ impl Renderer {
         let mask = rasterise(&self.font, text, px, align, self.pad(px))?;
         let (colour, outline_colour) = ink.colours();
         let mut layers: Vec<([u8; 3], Mask, f32)> = Vec::new();
-        if s.shadow {
-            layers.push((
-                [0, 0, 0],
-                shadow(&dilate(&mask, outline_r), shadow_r, offset, offset),
-                0.7,
-            ));
+        let outlined = (s.shadow || s.outline).then(|| dilate(&mask, outline_r));
+        if let (true, Some(outlined)) = (s.shadow, &outlined) {
+            layers.push(([0, 0, 0], shadow(outlined, shadow_r, offset, offset), 0.7));
         }
-        if s.outline {
-            layers.push((outline_colour, dilate(&mask, outline_r), 1.0));
+        if let (true, Some(outlined)) = (s.outline, outlined) {
+            layers.push((outline_colour, outlined, 1.0));
         }
         let refs: Vec<([u8; 3], &Mask, f32)> = layers.iter().map(|(c, m, k)| (*c, m, *k)).collect();
         let mut all = refs;
@@ -1093,6 +1098,42 @@ pub fn civil_from_days(days: i64) -> (i32, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dilate_is_the_maximum_over_the_disc() {
+        let mut state = 12345u32;
+        for (w, h, r) in [
+            (1, 1, 3),
+            (1, 9, 2),
+            (9, 1, 2),
+            (2, 2, 1),
+            (31, 17, 4),
+            (40, 23, 9),
+        ] {
+            let mut mask = Mask::new(w, h);
+            for v in &mut mask.data {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                // Mostly empty, like glyphs: a few bright and grey pixels.
+                *v = if state >> 28 == 0 { (state >> 8) as u8 } else { 0 };
+            }
+            let got = dilate(&mask, r);
+            for y in 0..h {
+                for x in 0..w {
+                    let mut want = 0u8;
+                    for dy in -(r as isize)..=r as isize {
+                        let hw = (((r * r) as f32 - (dy * dy) as f32).sqrt()).round() as isize;
+                        for dx in -hw..=hw {
+                            let (sx, sy) = (x as isize + dx, y as isize + dy);
+                            if (0..w as isize).contains(&sx) && (0..h as isize).contains(&sy) {
+                                want = want.max(mask.data[sy as usize * w + sx as usize]);
+                            }
+                        }
+                    }
+                    assert_eq!(got.data[y * w + x], want, "{w}x{h} r={r} at ({x}, {y})");
+                }
+            }
+        }
+    }
 
     #[test]
     fn div255_rounds_exactly() {
