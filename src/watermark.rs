@@ -510,20 +510,9 @@ fn shadow(mask: &Mask, r: usize, dx: usize, dy: usize) -> Mask {
     let (w, h) = (mask.width, mask.height);
     let mut buf: Vec<u32> = mask.data.iter().map(|&v| v as u32).collect();
     let mut tmp = vec![0u32; w * h];
-    let n = (2 * r + 1) as u32;
     for _ in 0..3 {
-        for y in 0..h {
-            for x in 0..w {
-                let (a, b) = (x.saturating_sub(r), (x + r + 1).min(w));
-                tmp[y * w + x] = buf[y * w + a..y * w + b].iter().sum::<u32>() / n;
-            }
-        }
-        for y in 0..h {
-            for x in 0..w {
-                let (a, b) = (y.saturating_sub(r), (y + r + 1).min(h));
-                buf[y * w + x] = (a..b).map(|yy| tmp[yy * w + x]).sum::<u32>() / n;
-            }
-        }
+        box_rows(&buf, &mut tmp, w, r);
+        box_columns(&tmp, &mut buf, w, r);
     }
     let mut out = Mask::new(w, h);
     for y in dy..h {
@@ -532,6 +521,43 @@ fn shadow(mask: &Mask, r: usize, dx: usize, dy: usize) -> Mask {
         }
     }
     out
+}
+
+/// The sum of each value's neighbours within `r` along its row (the window clipped at the
+/// ends), divided by 2r + 1: a running sum, one add and one subtract per value.
+fn box_rows(src: &[u32], dst: &mut [u32], w: usize, r: usize) {
+    let n = (2 * r + 1) as u32;
+    for (s, d) in src.chunks_exact(w).zip(dst.chunks_exact_mut(w)) {
+        let mut sum: u32 = s[..(r + 1).min(w)].iter().sum();
+        for x in 0..w {
+            d[x] = sum / n;
+            if x + r + 1 < w {
+                sum += s[x + r + 1];
+            }
+            if x >= r {
+                sum -= s[x - r];
+            }
+        }
+    }
+}
+
+/// [`box_rows`] down the columns, a whole row of running sums at a time.
+fn box_columns(src: &[u32], dst: &mut [u32], w: usize, r: usize) {
+    let n = (2 * r + 1) as u32;
+    let rows: Vec<&[u32]> = src.chunks_exact(w).collect();
+    let mut sum = vec![0u32; w];
+    for row in rows.iter().take(r + 1) {
+        sum.iter_mut().zip(*row).for_each(|(s, &v)| *s += v);
+    }
+    for (y, d) in dst.chunks_exact_mut(w).enumerate() {
+        d.iter_mut().zip(&sum).for_each(|(d, &s)| *d = s / n);
+        if let Some(entering) = rows.get(y + r + 1) {
+            sum.iter_mut().zip(*entering).for_each(|(s, &v)| *s += v);
+        }
+        if y >= r {
+            sum.iter_mut().zip(rows[y - r]).for_each(|(s, &v)| *s -= v);
+        }
+    }
 }
 
 /// Light or dark ink, chosen from the background.
@@ -1098,6 +1124,39 @@ pub fn civil_from_days(days: i64) -> (i32, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn box_blurs_are_the_clipped_window_sums() {
+        let mut state = 99u32;
+        for (w, h, r) in [(1, 1, 2), (1, 7, 3), (7, 1, 3), (13, 9, 1), (20, 15, 6)] {
+            let src: Vec<u32> = (0..w * h)
+                .map(|_| {
+                    state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    state >> 22
+                })
+                .collect();
+            let n = (2 * r + 1) as u32;
+            let (mut rows, mut columns) = (vec![0u32; w * h], vec![0u32; w * h]);
+            box_rows(&src, &mut rows, w, r);
+            box_columns(&src, &mut columns, w, r);
+            for y in 0..h {
+                for x in 0..w {
+                    let along: u32 = (x.saturating_sub(r)..(x + r + 1).min(w))
+                        .map(|xx| src[y * w + xx])
+                        .sum();
+                    let down: u32 = (y.saturating_sub(r)..(y + r + 1).min(h))
+                        .map(|yy| src[yy * w + x])
+                        .sum();
+                    assert_eq!(rows[y * w + x], along / n, "{w}x{h} r={r} row sum at ({x}, {y})");
+                    assert_eq!(
+                        columns[y * w + x],
+                        down / n,
+                        "{w}x{h} r={r} column sum at ({x}, {y})"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn dilate_is_the_maximum_over_the_disc() {
