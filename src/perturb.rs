@@ -559,10 +559,27 @@ impl Field {
     /// The uniform baseline's offset for channel `c` of pixel (x, y), scaled by `scale`.
     #[inline(always)]
     fn uniform(&self, x: usize, y: usize, c: usize, scale: f32) -> i16 {
-        let h = mix(self.seed ^ ((y as u64) << 32 | x as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let span = 2 * self.epsilon as u64 + 1;
-        let r = (((h >> (c * 16)) & 0xFFFF) * span) >> 16;
-        round_small((r as f32 - self.epsilon) * scale)
+        let span = 2 * self.epsilon as u32 + 1;
+        uniform_offset(self.uniform_draws(x, y), c, span, self.epsilon, scale)
+    }
+
+    /// The 64 random bits of pixel (x, y) for the uniform baseline: 16 per colour channel.
+    #[inline(always)]
+    fn uniform_draws(&self, x: usize, y: usize) -> u64 {
+        mix(self.seed ^ ((y as u64) << 32 | x as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    }
+
+    /// Fills `bytes` with the uniform baseline's offsets of row `y`, one per colour byte
+    /// (alpha bytes stay 0); `scale(x)` is pixel x's mask factor.
+    #[inline(always)]
+    fn uniform_row(&self, y: usize, ch: usize, bytes: &mut [i8], scale: impl Fn(usize) -> f32) {
+        let span = 2 * self.epsilon as u32 + 1;
+        for (x, b) in bytes.chunks_exact_mut(ch).enumerate() {
+            let (h, a) = (self.uniform_draws(x, y), scale(x));
+            for (c, o) in b[..3].iter_mut().enumerate() {
+                *o = uniform_offset(h, c, span, self.epsilon, a) as i8;
+            }
+        }
     }
 }
 
@@ -662,15 +679,13 @@ impl Field {
         };
         let (mt, mb) = (&r.mask.top, &r.mask.bottom);
         if self.kind == NoiseKind::Uniform {
-            for (x, px) in row.chunks_exact_mut(ch).enumerate() {
-                let scale = match self.mask {
-                    Some(_) => mt[x] + fm * (mb[x] - mt[x]),
-                    None => 1.0,
-                };
-                for (c, v) in px[..3].iter_mut().enumerate() {
-                    *v = (*v as i16 + self.uniform(x, y, c, scale)).clamp(0, 255) as u8;
-                }
+            // The offsets of the whole row first, then one vectorised add: hashing and adding
+            // in one loop kept both scalar.
+            match self.mask {
+                Some(_) => self.uniform_row(y, ch, &mut r.bytes, |x| mt[x] + fm * (mb[x] - mt[x])),
+                None => self.uniform_row(y, ch, &mut r.bytes, |_| 1.0),
             }
+            add_bytes(row, &r.bytes);
             return;
         }
         let fy = r.noise.at_row(&self.noise, y);
@@ -725,9 +740,23 @@ fn add_grey<const N: usize>(row: &mut [u8], offset: &[i8], bytes: &mut [i8]) {
         b[1] = o;
         b[2] = o;
     }
-    for (v, &o) in row.iter_mut().zip(bytes.iter()) {
+    add_bytes(row, bytes);
+}
+
+/// Adds `bytes[i]` to `row[i]` for every byte, saturating.
+#[inline(always)]
+fn add_bytes(row: &mut [u8], bytes: &[i8]) {
+    for (v, &o) in row.iter_mut().zip(bytes) {
         *v = add_saturating(*v, o);
     }
+}
+
+/// The uniform baseline's offset for channel `c` from a pixel's random bits `h`: a draw from
+/// -ε..=ε (`span` = 2ε + 1 values), times the mask factor `scale`, rounded.
+#[inline(always)]
+fn uniform_offset(h: u64, c: usize, span: u32, epsilon: f32, scale: f32) -> i16 {
+    let r = ((h >> (c * 16)) as u32 & 0xFFFF) * span >> 16;
+    round_small((r as i32 as f32 - epsilon) * scale)
 }
 
 /// `v + o` clamped to 0..=255, as a signed saturating add on `v - 128` (one instruction per
