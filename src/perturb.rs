@@ -755,7 +755,7 @@ fn add_bytes(row: &mut [u8], bytes: &[i8]) {
 /// -ε..=ε (`span` = 2ε + 1 values), times the mask factor `scale`, rounded.
 #[inline(always)]
 fn uniform_offset(h: u64, c: usize, span: u32, epsilon: f32, scale: f32) -> i16 {
-    let r = ((h >> (c * 16)) as u32 & 0xFFFF) * span >> 16;
+    let r = (((h >> (c * 16)) as u32 & 0xFFFF) * span) >> 16;
     round_small((r as i32 as f32 - epsilon) * scale)
 }
 
