@@ -339,6 +339,15 @@ impl Expanded {
         }
         fy
     }
+
+    /// The row's values between `top` and `bottom` at weight `f` (from [`Expanded::at_row`]).
+    #[inline(always)]
+    fn lerp(&self, f: f32) -> impl Iterator<Item = f32> + '_ {
+        self.top
+            .iter()
+            .zip(&self.bottom)
+            .map(move |(t, b)| t + f * (b - t))
+    }
 }
 
 /// The smooth noise field of an image.
@@ -570,12 +579,12 @@ impl Field {
     }
 
     /// Fills `bytes` with the uniform baseline's offsets of row `y`, one per colour byte
-    /// (alpha bytes stay 0); `scale(x)` is pixel x's mask factor.
+    /// (alpha bytes stay 0); `scales` gives each pixel's mask factor.
     #[inline(always)]
-    fn uniform_row(&self, y: usize, ch: usize, bytes: &mut [i8], scale: impl Fn(usize) -> f32) {
+    fn uniform_row(&self, y: usize, ch: usize, bytes: &mut [i8], scales: impl Iterator<Item = f32>) {
         let span = 2 * self.epsilon as u32 + 1;
-        for (x, b) in bytes.chunks_exact_mut(ch).enumerate() {
-            let (h, a) = (self.uniform_draws(x, y), scale(x));
+        for ((x, b), a) in bytes.chunks_exact_mut(ch).enumerate().zip(scales) {
+            let h = self.uniform_draws(x, y);
             for (c, o) in b[..3].iter_mut().enumerate() {
                 *o = uniform_offset(h, c, span, self.epsilon, a) as i8;
             }
@@ -677,13 +686,12 @@ impl Field {
             Some(mask) => r.mask.at_row(mask, y),
             None => 0.0,
         };
-        let (mt, mb) = (&r.mask.top, &r.mask.bottom);
         if self.kind == NoiseKind::Uniform {
             // The offsets of the whole row first, then one vectorised add: hashing and adding
             // in one loop kept both scalar.
             match self.mask {
-                Some(_) => self.uniform_row(y, ch, &mut r.bytes, |x| mt[x] + fm * (mb[x] - mt[x])),
-                None => self.uniform_row(y, ch, &mut r.bytes, |_| 1.0),
+                Some(_) => self.uniform_row(y, ch, &mut r.bytes, r.mask.lerp(fm)),
+                None => self.uniform_row(y, ch, &mut r.bytes, std::iter::repeat(1.0)),
             }
             add_bytes(row, &r.bytes);
             return;
@@ -707,17 +715,10 @@ impl Field {
     #[inline(always)]
     fn offsets(&self, r: &mut Rows, fy: f32, fm: f32, sign: impl Fn(f32) -> f32) {
         let eps = self.epsilon;
-        let noise = r
-            .noise
-            .top
-            .iter()
-            .zip(&r.noise.bottom)
-            .map(|(t, b)| t + fy * (b - t));
+        let noise = r.noise.lerp(fy);
         match &self.mask {
             Some(_) => {
-                let (mt, mb) = (&r.mask.top, &r.mask.bottom);
-                let mask = mt.iter().zip(mb).map(|(t, b)| t + fm * (b - t));
-                for ((o, n), a) in r.offset.iter_mut().zip(noise).zip(mask) {
+                for ((o, n), a) in r.offset.iter_mut().zip(noise).zip(r.mask.lerp(fm)) {
                     *o = round_small(sign(n) * (eps * a)) as i8;
                 }
             }
