@@ -1125,16 +1125,17 @@ pub fn civil_from_days(days: i64) -> (i32, u32, u32) {
 mod tests {
     use super::*;
 
+    /// The next value of a small linear congruential generator: test data without a seed file.
+    fn lcg(state: &mut u32) -> u32 {
+        *state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        *state
+    }
+
     #[test]
     fn box_blurs_are_the_clipped_window_sums() {
         let mut state = 99u32;
         for (w, h, r) in [(1, 1, 2), (1, 7, 3), (7, 1, 3), (13, 9, 1), (20, 15, 6)] {
-            let src: Vec<u32> = (0..w * h)
-                .map(|_| {
-                    state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                    state >> 22
-                })
-                .collect();
+            let src: Vec<u32> = (0..w * h).map(|_| lcg(&mut state) >> 22).collect();
             let n = (2 * r + 1) as u32;
             let (mut rows, mut columns) = (vec![0u32; w * h], vec![0u32; w * h]);
             box_rows(&src, &mut rows, w, r);
@@ -1171,9 +1172,9 @@ mod tests {
         ] {
             let mut mask = Mask::new(w, h);
             for v in &mut mask.data {
-                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
                 // Mostly empty, like glyphs: a few bright and grey pixels.
-                *v = if state >> 28 == 0 { (state >> 8) as u8 } else { 0 };
+                let bits = lcg(&mut state);
+                *v = if bits >> 28 == 0 { (bits >> 8) as u8 } else { 0 };
             }
             let got = dilate(&mask, r);
             for y in 0..h {
