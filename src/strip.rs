@@ -128,30 +128,14 @@ pub fn minimal_exif(orientation: u8, copyright: Option<&str>) -> Option<Vec<u8>>
     Some(out)
 }
 
-/// The EXIF orientation of a file (1 when none or unreadable).
+/// The EXIF orientation of a file (1 when none or unreadable): [`metadata::orientation`].
 pub fn exif_orientation(bytes: &[u8], format: Format) -> u8 {
-    exif_block(bytes, format)
-        .and_then(image::metadata::Orientation::from_exif_chunk)
-        .map(|o| o.to_exif())
-        .unwrap_or(1)
+    metadata::orientation(bytes, format)
 }
 
-/// The EXIF block (TIFF structure) of a JPEG, PNG or WebP file.
+/// The EXIF block (TIFF structure) of a file: [`metadata::exif_block`].
 pub fn exif_block(bytes: &[u8], format: Format) -> Option<&[u8]> {
-    match format {
-        Format::Jpeg => metadata::jpeg_header(bytes)
-            .segments
-            .iter()
-            .find(|s| s.marker == 0xE1 && s.data.starts_with(b"Exif\0"))
-            .and_then(|s| s.data.get(6..)),
-        Format::Png => metadata::png_chunks(bytes)
-            .find(|c| &c.kind == b"eXIf")
-            .map(|c| c.data),
-        Format::WebP => metadata::riff_chunks(bytes)
-            .find(|c| &c.id == b"EXIF")
-            .map(|c| c.data.strip_prefix(b"Exif\0\0").unwrap_or(c.data)),
-        _ => None,
-    }
+    metadata::exif_block(bytes, format)
 }
 
 /// A stripped file as pieces of the input and new bytes: the compressed image data is written
