@@ -300,7 +300,9 @@ fn first_file(dir: &Path) -> Option<PathBuf> {
         .sort_by_file_name()
         .into_iter()
         .filter_map(Result::ok)
-        .find(|e| !e.file_type().is_dir() && e.file_name() != OUTPUT_MARKER)
+        .find(|e| {
+            !e.file_type().is_dir() && e.file_name() != OUTPUT_MARKER && !is_temporary_file(e.file_name())
+        })
         .map(walkdir::DirEntry::into_path)
 }
 

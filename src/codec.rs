@@ -231,8 +231,7 @@ fn decode_jpeg(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
     let options = DecoderOptions::default()
         .set_max_width(u16::MAX as usize)
         .set_max_height(u16::MAX as usize)
-        .jpeg_set_out_colorspace(ColorSpace::RGB)
-        .set_strict_mode(true);
+        .jpeg_set_out_colorspace(ColorSpace::RGB);
     let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), options);
     decoder.decode_headers().map_err(|e| fail(e.to_string()))?;
     let info = decoder.info().ok_or_else(|| fail("no image header".into()))?;

@@ -141,7 +141,10 @@ fn report_orientation(bytes: &[u8], format: Format, ins: &mut Inspection) {
         Format::Png => metadata::png_chunks(bytes)
             .skip_while(|c| &c.kind != b"IDAT")
             .any(|c| &c.kind == b"eXIf")
-            .then(|| "eXIf chunk after the image data: browsers ignore it, so its orientation does not count".into()),
+            .then(|| {
+                "eXIf chunk after the image data: browsers ignore it, so its orientation does not count"
+                    .into()
+            }),
         _ => None,
     };
     if let Some(why) = ignored {

@@ -94,13 +94,22 @@ pub fn tiff_orientation(tiff: &[u8]) -> Option<u8> {
         _ => return None,
     };
     let u16_at = |at: usize| {
-        tiff.get(at..at + 2)
-            .map(|b| if le { u16::from_le_bytes([b[0], b[1]]) } else { u16::from_be_bytes([b[0], b[1]]) })
+        tiff.get(at..at + 2).map(|b| {
+            if le {
+                u16::from_le_bytes([b[0], b[1]])
+            } else {
+                u16::from_be_bytes([b[0], b[1]])
+            }
+        })
     };
     let u32_at = |at: usize| {
         tiff.get(at..at + 4).map(|b| {
             let a = [b[0], b[1], b[2], b[3]];
-            if le { u32::from_le_bytes(a) } else { u32::from_be_bytes(a) }
+            if le {
+                u32::from_le_bytes(a)
+            } else {
+                u32::from_be_bytes(a)
+            }
         })
     };
     let ifd = u32_at(4)? as usize;

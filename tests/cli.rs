@@ -85,7 +85,10 @@ fn folder_tree_is_mirrored_clean_and_originals_untouched() {
         .map(|(p, _)| p.to_string_lossy().into_owned())
         .collect();
     // The marker that keeps a later run over a parent folder from protecting these again.
-    assert_eq!(names, [".photoshield", "c.png", "day1/a.jpg", "day1/ceremony/b.jpg"]);
+    assert_eq!(
+        names,
+        [".photoshield", "c.png", "day1/a.jpg", "day1/ceremony/b.jpg"]
+    );
     for (path, bytes) in out.iter().filter(|(p, _)| p != Path::new(".photoshield")) {
         let format = photoshield::codec::sniff(bytes).unwrap();
         assert_clean(bytes, format);

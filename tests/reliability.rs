@@ -45,7 +45,10 @@ fn assert_no_temporary_files(dir: &Path) {
 
 /// Every output decodes completely.
 fn assert_complete(dir: &Path) {
-    for f in files(dir).into_iter().filter(|p| !p.ends_with(photoshield::batch::OUTPUT_MARKER)) {
+    for f in files(dir)
+        .into_iter()
+        .filter(|p| !p.ends_with(photoshield::batch::OUTPUT_MARKER))
+    {
         let bytes = fs::read(&f).unwrap();
         assert!(
             photoshield::metadata::jpeg_is_complete(&bytes) || !bytes.starts_with(&[0xFF, 0xD8]),
