@@ -222,11 +222,19 @@ fn decode_jpeg(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
         format: Format::Jpeg,
         reason,
     };
-    if !crate::metadata::jpeg_is_complete(bytes) {
+    let layout = crate::metadata::jpeg_layout(bytes);
+    if layout.end.is_none() {
         // A truncated JPEG decodes to a grey lower part; refuse rather than publish that.
         return Err(fail(
             "truncated file (no end-of-image marker after the image data)".into(),
         ));
+    }
+    // An end marker after half the data looks whole to the marker walk: count the MCUs.
+    if let Some(scan) = crate::entropy::check(bytes, &layout).filter(|s| !s.complete()) {
+        return Err(fail(format!(
+            "truncated image data ({} of {} blocks present)",
+            scan.found, scan.expected
+        )));
     }
     let options = DecoderOptions::default()
         .set_max_width(u16::MAX as usize)

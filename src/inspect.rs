@@ -242,6 +242,20 @@ fn inspect_jpeg(bytes: &[u8], ins: &mut Inspection) {
     if let Some(profile) = metadata::jpeg_icc(&layout) {
         inspect_icc("ICC profile", &profile, ins);
     }
+    if let Some(scan) = crate::entropy::check(bytes, &layout) {
+        if !scan.complete() {
+            ins.add(
+                Category::OtherMetadata,
+                format!(
+                    "truncated image data ({} of {} blocks present)",
+                    scan.found, scan.expected
+                ),
+                false,
+            );
+        }
+        let extra: usize = scan.unused.iter().map(|r| r.len()).sum();
+        unknown_data(ins, extra, "the image data (bytes no block uses)");
+    }
     for seg in &layout.segments {
         let data = seg.data;
         if seg.marker == 0xE0 && data.starts_with(b"JFIF\0") {

@@ -341,9 +341,24 @@ fn strip_jpeg<'a>(
     };
     let mut copied = 2;
     let mut icc = icc;
+    // Bytes inside the entropy-coded data that no block uses: a hiding place, dropped.
+    let unused = crate::entropy::check(b, layout)
+        .map(|s| s.unused)
+        .unwrap_or_default();
+    let copy_data = |out: &mut Spliced, range: std::ops::Range<usize>| {
+        let mut at = range.start;
+        for u in unused
+            .iter()
+            .filter(|u| u.start >= range.start && u.end <= range.end)
+        {
+            out.copy(at..u.start);
+            at = u.end;
+        }
+        out.copy(at..range.end);
+    };
     for seg in &layout.segments {
         // Whatever lies between segments (entropy-coded data, restart markers) is the picture.
-        out.copy(copied..seg.offset);
+        copy_data(&mut out, copied..seg.offset);
         let seg_end = seg.offset + 4 + seg.data.len();
         let is_jfif = seg.marker == 0xE0 && seg.data.starts_with(b"JFIF\0");
         if !inserted && !is_jfif {
@@ -371,7 +386,7 @@ fn strip_jpeg<'a>(
         insert(&mut out)?;
     }
     // Up to and including EOI; anything after it (trailers) is dropped.
-    out.copy(copied..end);
+    copy_data(&mut out, copied..end);
     Ok(out)
 }
 

@@ -391,6 +391,38 @@ fn one_orientation_rule_for_protect_strip_and_inspect() {
     assert!(ins.contains("after the image data"), "{ins}");
 }
 
+#[test]
+fn the_first_half_of_a_jpeg_with_an_end_marker_is_refused() {
+    let whole = common::jpeg(&common::landscape(64, 64, 6), 64, 64);
+    let half = [&whole[..whole.len() / 2], &[0xFF, 0xD9][..]].concat();
+    let pipeline = Pipeline::new(&Options::default()).unwrap();
+    let err = pipeline
+        .process(&half, &FileContext { name: "half.jpg" })
+        .unwrap_err();
+    assert!(err.to_string().contains("truncated image data"), "{err}");
+    // The whole file, and every real camera file of the fixtures, is complete.
+    assert!(pipeline
+        .process(&whole, &FileContext { name: "whole.jpg" })
+        .is_ok());
+    let layout = photoshield::metadata::jpeg_layout(&whole);
+    let scan = photoshield::entropy::check(&whole, &layout).unwrap();
+    assert!(scan.complete() && scan.unused.is_empty(), "{scan:?}");
+}
+
+#[test]
+fn bytes_hidden_between_the_image_data_and_the_end_marker_are_removed() {
+    let whole = common::jpeg(&common::landscape(64, 48, 7), 64, 48);
+    let eoi = whole.len() - 2;
+    let hidden = [&whole[..eoi], PLANTED, &whole[eoi..]].concat();
+    assert_nothing_planted_survives("bytes before EOI", &hidden);
+    let pipeline = Pipeline::new(&Options::default()).unwrap();
+    let stripped = pipeline
+        .strip(&hidden, &FileContext { name: "x.jpg" })
+        .unwrap()
+        .bytes;
+    assert_eq!(stripped.len(), whole.len(), "exactly the planted bytes went");
+}
+
 /// A tree of originals with distinct contents.
 fn originals(root: &Path, names: &[&str]) -> Vec<(PathBuf, Vec<u8>)> {
     names
