@@ -229,13 +229,7 @@ fn decode_jpeg(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
             "truncated file (no end-of-image marker after the image data)".into(),
         ));
     }
-    // An end marker after half the data looks whole to the marker walk: count the MCUs.
-    if let Some(scan) = crate::entropy::check(bytes, &layout).filter(|s| !s.complete()) {
-        return Err(fail(format!(
-            "truncated image data ({} of {} blocks present)",
-            scan.found, scan.expected
-        )));
-    }
+
     let options = DecoderOptions::default()
         .set_max_width(u16::MAX as usize)
         .set_max_height(u16::MAX as usize)
@@ -245,6 +239,13 @@ fn decode_jpeg(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
     let info = decoder.info().ok_or_else(|| fail("no image header".into()))?;
     let (width, height) = (info.width as u32, info.height as u32);
     check_limits(width, height, limits)?;
+    // An end marker after half the data looks whole to the marker walk: count the MCUs.
+    if let Some(scan) = crate::entropy::check(bytes, &layout).filter(|s| !s.complete()) {
+        return Err(fail(format!(
+            "truncated image data ({} of {} blocks present)",
+            scan.found, scan.expected
+        )));
+    }
     let orientation = orientation_of(bytes, Format::Jpeg);
     let icc = decoder.icc_profile();
     let exif = crate::metadata::exif_block(bytes, Format::Jpeg).map(<[u8]>::to_vec);

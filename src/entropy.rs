@@ -211,7 +211,7 @@ fn walk(
     let mut found = 0u64;
     let mut unused = Vec::new();
     // The end of the data that is used, then wherever the next marker really is.
-    let mut end_of_interval = |bits: &mut Bits, unused: &mut Vec<std::ops::Range<usize>>| {
+    let end_of_interval = |bits: &mut Bits, unused: &mut Vec<std::ops::Range<usize>>| {
         bits.align();
         let used_end = bits.pos;
         let mut i = used_end;
