@@ -33,6 +33,13 @@ const CHIPS: usize = 32;
 const TILES_ACROSS: f64 = 12.0;
 /// Chips across the image width.
 const CHIPS_ACROSS: f64 = CHIPS as f64 * TILES_ACROSS;
+/// Images narrower than this (a 720 px preset portrait) get fewer, larger tiles: twelve
+/// across would make chips under three pixels, too fine for a platform's JPEG.
+pub const NARROW: u32 = 1080;
+/// Tiles across a narrow image: its chips are as large as a 1080 px image's at 720 px.
+const NARROW_TILES_ACROSS: f64 = 8.0;
+/// The zoom at which the detector sees a whole narrow image (relative to twelve tiles).
+const NARROW_ZOOM: f64 = TILES_ACROSS / NARROW_TILES_ACROSS;
 /// Pilot chips in a tile; the rest carry data.
 const PILOT_CHIPS: usize = 256;
 
@@ -44,8 +51,8 @@ const ACC: usize = CHIPS * BINS;
 /// Largest zoom searched: a crop keeping a third of the width (a 4:5 crop of a 2.4:1
 /// panorama).
 const MAX_ZOOM: f64 = 3.0;
-/// Narrowest image that can carry the mark: chips of two pixels.
-pub const MIN_WIDTH: u32 = 768;
+/// Narrowest image that can carry the mark: chips of two pixels (in the narrow layout).
+pub const MIN_WIDTH: u32 = 512;
 /// Pilot score (z) from which a detection counts, when the CRC matches too.
 pub const THRESHOLD: f64 = 7.0;
 /// PSNR the embedder aims at; flat areas get less.
@@ -280,10 +287,16 @@ impl Layout {
 
 /// Pixels per chip for an image `width` wide, and a check that it can carry the mark.
 fn chip_size(width: u32, height: u32) -> Result<f64> {
-    let chip = width as f64 / CHIPS_ACROSS;
+    let tiles = if width < NARROW {
+        NARROW_TILES_ACROSS
+    } else {
+        TILES_ACROSS
+    };
+    let chip = width as f64 / (CHIPS as f64 * tiles);
     if width < MIN_WIDTH || (height as f64) < chip * CHIPS as f64 {
         return Err(Error::Mark(format!(
-            "{width}x{height} is too small to carry the mark: it needs at least {MIN_WIDTH} px of width and one tile (a twelfth of the width) of height"
+            "{width}x{height} is too small to carry the mark: it needs at least {MIN_WIDTH} px of width and one tile ({}) of height",
+            if width < NARROW { "an eighth of the width" } else { "a twelfth of the width" }
         )));
     }
     Ok(chip)
@@ -699,8 +712,14 @@ impl Detector {
                 .max_by(|a, b| a.score.total_cmp(&b.score))
                 .expect("nine candidates")
         };
-        // A whole-width copy: the period is known to within rounding.
+        // A whole-width copy: the period is known to within rounding, for either layout.
         let mut best = around(1.0, 0.001, whole);
+        if best.score < THRESHOLD {
+            let narrow = around(NARROW_ZOOM, 0.001, whole);
+            if narrow.score > best.score {
+                best = narrow;
+            }
+        }
         if best.score < THRESHOLD {
             // A crop: scan the zoom on a window of about four tiles, 0.8% apart (a fold of
             // four tiles tolerates 0.4%), up to a crop keeping a third of the width.
