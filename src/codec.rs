@@ -184,6 +184,9 @@ pub struct Decoded {
     pub frames: Option<u32>,
     /// True when the source had more than 8 bits per channel (it is reduced to 8).
     pub high_bit_depth: bool,
+    /// True when the source's colour profile was left out: larger than any real profile, or
+    /// corrupt.
+    pub icc_dropped: bool,
 }
 
 /// Decodes `bytes` (whose format `sniff` returned) under `limits`.
@@ -192,6 +195,12 @@ pub fn decode(bytes: &[u8], format: Format, limits: DecodeLimits) -> Result<Deco
         Format::Jpeg => decode_jpeg(bytes, limits),
         _ => decode_with_image(bytes, format, limits),
     }
+}
+
+/// The orientation that counts for a file, by the rule shared with `inspect` and `strip`
+/// ([`crate::metadata::orientation`]).
+fn orientation_of(bytes: &[u8], format: Format) -> Orientation {
+    Orientation::from_exif(crate::metadata::orientation(bytes, format)).unwrap_or(Orientation::NoTransforms)
 }
 
 fn check_limits(width: u32, height: u32, limits: DecodeLimits) -> Result<()> {
@@ -228,12 +237,9 @@ fn decode_jpeg(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
     let info = decoder.info().ok_or_else(|| fail("no image header".into()))?;
     let (width, height) = (info.width as u32, info.height as u32);
     check_limits(width, height, limits)?;
-    let orientation = decoder
-        .exif()
-        .and_then(|exif| Orientation::from_exif_chunk(exif))
-        .unwrap_or(Orientation::NoTransforms);
+    let orientation = orientation_of(bytes, Format::Jpeg);
     let icc = decoder.icc_profile();
-    let exif = decoder.exif().cloned();
+    let exif = crate::metadata::exif_block(bytes, Format::Jpeg).map(<[u8]>::to_vec);
     let size = decoder
         .output_buffer_size()
         .ok_or_else(|| fail("no image header".into()))?;
@@ -252,10 +258,27 @@ fn decode_jpeg(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
         exif,
         frames: None,
         high_bit_depth: false,
+        icc_dropped: false,
     })
 }
 
+/// A PNG without its `iCCP` chunk when that chunk would inflate past any real profile (the
+/// PNG decoder inflates it whole before the first pixel), so that a few kilobytes cannot claim
+/// a gigabyte. `None` when the PNG can be decoded as it is.
+fn png_without_oversized_iccp(bytes: &[u8]) -> Option<Vec<u8>> {
+    let iccp = crate::metadata::png_chunks(bytes).find(|c| &c.kind == b"iCCP")?;
+    crate::metadata::png_iccp_profile(iccp.data).err()?;
+    Some([&bytes[..iccp.offset], &bytes[iccp.end..]].concat())
+}
+
 fn decode_with_image(bytes: &[u8], format: Format, limits: DecodeLimits) -> Result<Decoded> {
+    if format == Format::Png {
+        if let Some(without) = png_without_oversized_iccp(bytes) {
+            let mut decoded = decode_with_image(&without, format, limits)?;
+            decoded.icc_dropped = true;
+            return Ok(decoded);
+        }
+    }
     let fail = |reason: String| Error::Decode { format, reason };
     let image_format = match format {
         Format::Png => ImageFormat::Png,
@@ -273,8 +296,14 @@ fn decode_with_image(bytes: &[u8], format: Format, limits: DecodeLimits) -> Resu
     let (width, height) = decoder.dimensions();
     check_limits(width, height, limits)?;
     let icc = decoder.icc_profile().ok().flatten();
-    let exif = decoder.exif_metadata().ok().flatten();
-    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let exif = match format {
+        Format::Tiff => None, // the TIFF's own tags: no capture date read from them
+        _ => crate::metadata::exif_block(bytes, format).map(<[u8]>::to_vec),
+    };
+    let orientation = match format {
+        Format::Tiff => decoder.orientation().unwrap_or(Orientation::NoTransforms),
+        _ => orientation_of(bytes, format),
+    };
     let color = decoder.color_type();
     let image = DynamicImage::from_decoder(decoder).map_err(|e| fail(e.to_string()))?;
     let high_bit_depth = color.bytes_per_pixel() / color.channel_count() > 1;
@@ -293,6 +322,7 @@ fn decode_with_image(bytes: &[u8], format: Format, limits: DecodeLimits) -> Resu
         exif,
         frames: animation_frames(bytes, format).filter(|&n| n > 1),
         high_bit_depth,
+        icc_dropped: false,
     })
 }
 
