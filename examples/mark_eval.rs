@@ -15,7 +15,8 @@
 //!
 //! Prints, per scenario and attack, the IDs verified out of those tried, the 95% Wilson
 //! interval of the rate, the spread across photos, wrong IDs (must be 0) and the score range;
-//! `--rows` writes one line per detection for finding what failures have in common.
+//! `--rows` writes one line per detection for finding what failures have in common (the ID
+//! column says `unmarked` or `wrong key` for the false-positive checks).
 
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -329,6 +330,17 @@ fn main() {
                 fp_verified += d.verified() as usize;
                 fp_crc += d.crc_ok as usize;
                 fp_max = fp_max.max(d.score);
+                writeln!(
+                    rows,
+                    "{}\t{}\t{name}\tunmarked\t{}\t0\t{:.2}\t{}\t{:.4}\t",
+                    s.name,
+                    a.name(),
+                    d.verified() as u8,
+                    d.score,
+                    d.crc_ok as u8,
+                    d.zoom
+                )
+                .unwrap();
             }
             for _ in 0..ids {
                 let id = MarkId {
@@ -373,6 +385,17 @@ fn main() {
                         wk_tried += 1;
                         wk_verified += w.verified() as usize;
                         wk_max = wk_max.max(w.score);
+                        writeln!(
+                            rows,
+                            "{}\t{}\t{name}\twrong key\t{}\t0\t{:.2}\t{}\t{:.4}\t",
+                            s.name,
+                            a.name(),
+                            w.verified() as u8,
+                            w.score,
+                            w.crc_ok as u8,
+                            w.zoom
+                        )
+                        .unwrap();
                     }
                 }
             }
