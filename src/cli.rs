@@ -523,7 +523,7 @@ pub struct Settings {
     #[serde(default, deserialize_with = "bits_from_toml")]
     pub mark_bits: Option<String>,
 
-    /// Fail a file that cannot carry the mark at full strength (too small: under 768 px wide;
+    /// Fail a file that cannot carry the mark at full strength (too small: under 512 px wide;
     /// too flat) instead of writing it with a note.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", help_heading = "Invisible mark")]
     pub require_mark: Option<bool>,

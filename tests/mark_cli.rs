@@ -130,6 +130,54 @@ fn protect_marks_every_file_and_detect_reads_the_ids_back() {
         .stdout(predicate::str::contains("no mark found"));
 }
 
+/// Issue 17: `--preset instagram` made a 2:3 portrait 720 px wide, under the mark's minimum,
+/// and wrote it unmarked with only a JSON note. Every size a preset delivers carries the mark.
+#[test]
+fn preset_sized_portraits_and_landscapes_carry_the_mark() {
+    let dir = TempDir::new().unwrap();
+    let key = keygen(dir.path(), "mark.key");
+    let root = dir.path().join("shoot");
+    fs::create_dir_all(&root).unwrap();
+    fs::write(root.join("portrait.jpg"), common::camera_jpeg(1600, 2400, 1, 21)).unwrap();
+    fs::write(root.join("tall.jpg"), common::camera_jpeg(1600, 2000, 1, 22)).unwrap();
+    fs::write(root.join("wide.jpg"), common::camera_jpeg(2400, 1258, 1, 23)).unwrap();
+    let out = dir.path().join("out");
+    let assert = photoshield()
+        .args([
+            "protect",
+            "--json",
+            "--preset",
+            "instagram",
+            "--mark",
+            "0x4A414E45",
+            "--key",
+        ])
+        .arg(&key)
+        .arg(&root)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success();
+    let stdout = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    assert!(!stdout.contains("no invisible mark"), "{stdout}");
+    for name in ["portrait.jpg", "tall.jpg", "wide.jpg"] {
+        let written = image::open(out.join(name)).unwrap();
+        assert!(
+            written.width() < 1100,
+            "{name}: {}x{}",
+            written.width(),
+            written.height()
+        );
+        photoshield()
+            .args(["detect", "--key"])
+            .arg(&key)
+            .arg(out.join(name))
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("mark 0x4a414e45"));
+    }
+}
+
 #[test]
 fn marked_outputs_are_identical_whatever_the_jobs() {
     let dir = TempDir::new().unwrap();
@@ -277,10 +325,10 @@ fn assert_written_with_note_unless_required(photo: &Path, why: &[&str], error: &
 fn a_photo_too_small_for_the_mark_is_still_protected_unless_the_mark_is_required() {
     let dir = TempDir::new().unwrap();
     let small = dir.path().join("small.jpg");
-    fs::write(&small, common::camera_jpeg(640, 427, 1, 3)).unwrap();
+    fs::write(&small, common::camera_jpeg(480, 320, 1, 3)).unwrap();
     assert_written_with_note_unless_required(
         &small,
-        &["no invisible mark", "768 px"],
+        &["no invisible mark", "512 px"],
         "too small to carry the mark",
     );
 }
