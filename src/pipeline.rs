@@ -247,13 +247,10 @@ impl Pipeline {
                 scale = scale.min(edge as f64 / cw).min((edge as f64 - b).max(1.0) / ch);
             }
             if let Some((lo, hi)) = o.aspect {
-                let (w, h) = (cw * scale, ch * scale);
-                if w / (h + b) < lo {
-                    ch = ((w / lo - b) / scale).clamp(1.0, sh);
-                } else if w / (h + b) > hi {
-                    // Keep the height, narrow the photo; the next round widens it to the limit.
-                    cw = (hi * (h + b) / scale).clamp(1.0, sw);
-                }
+                // The tallest crop the width allows, then the widest the height allows (from
+                // the whole photo each round, so a crop made for a larger band grows back).
+                ch = ((cw * scale / lo - b) / scale).clamp(1.0, sh);
+                cw = (hi * (ch * scale + b) / scale).clamp(1.0, sw);
             }
         }
         let mut w = ((cw * scale).round() as u32).clamp(1, width);

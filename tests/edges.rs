@@ -48,7 +48,8 @@ fn protect_stdin(w: u32, h: u32, args: &[&str]) -> (Vec<u8>, String) {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
-    (out.stdout, stderr_of(&out))
+    let err = stderr_of(&out);
+    (out.stdout, err)
 }
 
 // Item 3: every preset delivers what its platform keeps, the notice band inside the budget.
@@ -177,7 +178,7 @@ fn grey(w: u32, h: u32) -> Pixels {
 fn long_watermark_text_shrinks_to_fit_instead_of_being_clipped() {
     let settings = Watermark {
         text: Some("© 2008 Jane Doe Photography".into()),
-        size: 8.0,
+        size: 12.0,
         ..Watermark::default()
     };
     let renderer = Renderer::new(&settings).unwrap();
@@ -421,7 +422,7 @@ fn interrupt_with(signal: i32, code: i32) {
     let n = 40;
     let dir = batch_folder(n);
     let (root, out) = (dir.path().join("in"), dir.path().join("out"));
-    let mut child = Process::new(bin())
+    let child = Process::new(bin())
         .args(["protect", "--no-config", "--json", "-j", "1", "--perturb", "low"])
         .arg(&root)
         .arg("-o")
