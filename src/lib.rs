@@ -18,6 +18,7 @@ pub mod batch;
 pub mod codec;
 pub mod compare;
 pub mod error;
+pub mod icc;
 pub mod inspect;
 pub mod isa;
 pub mod mark;
