@@ -675,7 +675,11 @@ pub fn run(
     // Once stopped, the files not started yet still get a record: every input has one.
     let work = |job: &Job| {
         if cancel.load(Ordering::Relaxed) {
-            record(FileRecord::new(display_input(job), Status::Skipped, Some(NOT_STARTED.into())));
+            record(FileRecord::new(
+                display_input(job),
+                Status::Skipped,
+                Some(NOT_STARTED.into()),
+            ));
             return;
         }
         let started = Instant::now();
@@ -788,12 +792,7 @@ fn remove_stale_temporaries(dir: &Path) {
     }
 }
 
-fn process_job(
-    job: &Job,
-    pipeline: &Pipeline,
-    options: &BatchOptions,
-    shared: &Shared,
-) -> FileRecord {
+fn process_job(job: &Job, pipeline: &Pipeline, options: &BatchOptions, shared: &Shared) -> FileRecord {
     let input = display_input(job);
     let fail = |reason: String| FileRecord::new(input.clone(), Status::Failed, Some(reason));
 

@@ -402,7 +402,10 @@ fn strip_keeps_format(input: &Path, out: &Path) -> anyhow::Result<()> {
     };
     let mut head = Vec::new();
     let read = std::fs::File::open(input).and_then(|f| f.take(64).read_to_end(&mut head));
-    let Ok(format) = read.map_err(drop).and_then(|_| photoshield::codec::sniff(&head).map_err(drop)) else {
+    let Ok(format) = read
+        .map_err(drop)
+        .and_then(|_| photoshield::codec::sniff(&head).map_err(drop))
+    else {
         // Unreadable or not an image: the batch reports it with its reason.
         return Ok(());
     };
@@ -520,7 +523,12 @@ pub struct Settings {
     pub font: Option<PathBuf>,
 
     /// Text height, percent of the shorter side [default: 4].
-    #[arg(long, value_name = "PERCENT", allow_negative_numbers = true, help_heading = "Watermark")]
+    #[arg(
+        long,
+        value_name = "PERCENT",
+        allow_negative_numbers = true,
+        help_heading = "Watermark"
+    )]
     pub size: Option<f32>,
 
     /// Where the text goes: a corner, an edge, center, or tile (repeated diagonally)
@@ -529,7 +537,12 @@ pub struct Settings {
     pub position: Option<Position>,
 
     /// Distance from the edges, percent of the shorter side [default: 3].
-    #[arg(long, value_name = "PERCENT", allow_negative_numbers = true, help_heading = "Watermark")]
+    #[arg(
+        long,
+        value_name = "PERCENT",
+        allow_negative_numbers = true,
+        help_heading = "Watermark"
+    )]
     pub margin: Option<f32>,
 
     /// Tile angle in degrees, counter-clockwise [default: 30].
@@ -542,7 +555,12 @@ pub struct Settings {
     pub angle: Option<f32>,
 
     /// Tile gap between repeats, in text heights [default: 2].
-    #[arg(long, value_name = "HEIGHTS", allow_negative_numbers = true, help_heading = "Watermark")]
+    #[arg(
+        long,
+        value_name = "HEIGHTS",
+        allow_negative_numbers = true,
+        help_heading = "Watermark"
+    )]
     pub spacing: Option<f32>,
 
     /// Opacity of text, logo and overlay notice, 0 to 1 [default: 0.6].
@@ -567,7 +585,12 @@ pub struct Settings {
     pub logo: Option<PathBuf>,
 
     /// Logo width, percent of the shorter side [default: 15].
-    #[arg(long, value_name = "PERCENT", allow_negative_numbers = true, help_heading = "Watermark")]
+    #[arg(
+        long,
+        value_name = "PERCENT",
+        allow_negative_numbers = true,
+        help_heading = "Watermark"
+    )]
     pub logo_size: Option<f32>,
 
     /// Where the logo goes [default: bottom-left].
@@ -618,7 +641,12 @@ pub struct Settings {
 
     /// Embed an invisible ownership mark carrying this ID: a number, or hex with 0x (32 bits
     /// unless --mark-bits 64). Needs --key. Read it back with `photoshield detect`.
-    #[arg(long, value_name = "ID", allow_negative_numbers = true, help_heading = "Invisible mark")]
+    #[arg(
+        long,
+        value_name = "ID",
+        allow_negative_numbers = true,
+        help_heading = "Invisible mark"
+    )]
     #[serde(default, deserialize_with = "id_from_toml")]
     pub mark: Option<String>,
 
@@ -854,7 +882,11 @@ impl Settings {
                     ("--logo-position", self.logo_position.is_some()),
                 ],
             ),
-            ("--notice", notice, vec![("--notice-style", self.notice_style.is_some())]),
+            (
+                "--notice",
+                notice,
+                vec![("--notice-style", self.notice_style.is_some())],
+            ),
         ];
         groups
             .into_iter()

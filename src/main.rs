@@ -12,9 +12,7 @@ use std::sync::Mutex;
 use clap::{CommandFactory, Parser};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use cli::{
-    Cli, Command, CompareArgs, CompletionsArgs, DetectArgs, InspectArgs, KeygenArgs, ProtectPlan, Ui,
-};
+use cli::{Cli, Command, CompareArgs, CompletionsArgs, DetectArgs, InspectArgs, KeygenArgs, ProtectPlan, Ui};
 use photoshield::batch::{self, FileRecord, Status, Summary};
 use photoshield::Pipeline;
 
@@ -146,7 +144,12 @@ fn handle_signals() {
         for signal in [libc::SIGINT, libc::SIGTERM] {
             // SAFETY: the handler only touches atomics and calls _exit, which is allowed in a
             // signal handler.
-            unsafe { libc::signal(signal, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t) };
+            unsafe {
+                libc::signal(
+                    signal,
+                    on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
+                )
+            };
         }
     }
     #[cfg(not(unix))]
@@ -237,7 +240,8 @@ fn run_batch(plan_args: ProtectPlan) -> anyhow::Result<ExitCode> {
         )),
     }
     let not_images = not_images.into_inner();
-    if summary.written + summary.failed + summary.skipped == not_images && !args.quiet && !summary.interrupted {
+    if summary.written + summary.failed + summary.skipped == not_images && !args.quiet && !summary.interrupted
+    {
         let inputs: Vec<String> = plan_args
             .inputs
             .iter()
@@ -251,7 +255,10 @@ fn run_batch(plan_args: ProtectPlan) -> anyhow::Result<ExitCode> {
             1 => "; 1 file was skipped as not an image (-v names it)".to_string(),
             n => format!("; {n} files were skipped as not images (-v names them)"),
         };
-        say::err(&format!("warning: no images found in {}{skipped}", inputs.join(", ")));
+        say::err(&format!(
+            "warning: no images found in {}{skipped}",
+            inputs.join(", ")
+        ));
     }
     print_summary(&summary, args);
 
@@ -396,13 +403,8 @@ fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
     // A preset's copy is smaller than its original: compare it with the original brought to
     // the copy's size, the best the copy could be.
     let original_size = (a.width, a.height);
-    let a = photoshield::compare::to_size_of(a, &b).with_context(|| {
-        format!(
-            "{} and {}",
-            args.original.display(),
-            args.protected.display()
-        )
-    })?;
+    let a = photoshield::compare::to_size_of(a, &b)
+        .with_context(|| format!("{} and {}", args.original.display(), args.protected.display()))?;
     let mut c = photoshield::compare::compare(&a, &b)?;
     if original_size != (b.width, b.height) {
         c.original_resized_from = Some(original_size);

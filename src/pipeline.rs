@@ -280,9 +280,10 @@ impl Pipeline {
     /// Step 5: crops (centred) and resizes the upright photo to [`Pipeline::fitted_size`].
     fn fit(&self, pixels: Pixels, tokens: &Tokens, notes: &mut Vec<String>) -> Result<Pixels> {
         let o = &self.options;
-        let band = self.watermark.as_ref().map_or(0, |r| {
-            r.band_height(pixels.width, pixels.height, tokens)
-        });
+        let band = self
+            .watermark
+            .as_ref()
+            .map_or(0, |r| r.band_height(pixels.width, pixels.height, tokens));
         if o.max_width.is_none() && o.aspect.is_none() && band == 0 {
             // A long edge alone: the plain aspect-keeping resize.
             return match o.max_size {

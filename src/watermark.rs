@@ -165,10 +165,7 @@ impl Watermark {
             ));
         }
         if !(0.0..=1.0).contains(&self.opacity) {
-            return bad(format!(
-                "opacity must be between 0 and 1, not {}",
-                self.opacity
-            ));
+            return bad(format!("opacity must be between 0 and 1, not {}", self.opacity));
         }
         if !(self.logo_size > 0.0 && self.logo_size <= 100.0) {
             return bad(format!(
@@ -879,7 +876,12 @@ impl Renderer {
     fn fit_text(&self, text: &str, px: f32, avail: f32) -> Option<Fitted> {
         let fits = |t: &str, px: f32| self.text_width(t, px) <= avail;
         if fits(text, px) {
-            return Some(Fitted { text: text.to_string(), px, shrunk_from: None, wrapped: false });
+            return Some(Fitted {
+                text: text.to_string(),
+                px,
+                shrunk_from: None,
+                wrapped: false,
+            });
         }
         let min = self.settings.min_px.min(px);
         // Width grows about linearly with the size: start from the proportional guess.
@@ -888,13 +890,22 @@ impl Renderer {
             size = (size - 1.0).max(min);
         }
         if fits(text, size) {
-            return Some(Fitted { text: text.to_string(), px: size, shrunk_from: Some(px), wrapped: false });
+            return Some(Fitted {
+                text: text.to_string(),
+                px: size,
+                shrunk_from: Some(px),
+                wrapped: false,
+            });
         }
         let mut lines: Vec<String> = Vec::new();
         for paragraph in text.split('\n') {
             let mut line = String::new();
             for word in paragraph.split(' ').filter(|w| !w.is_empty()) {
-                let candidate = if line.is_empty() { word.to_string() } else { format!("{line} {word}") };
+                let candidate = if line.is_empty() {
+                    word.to_string()
+                } else {
+                    format!("{line} {word}")
+                };
                 if fits(&candidate, min) {
                     line = candidate;
                 } else if line.is_empty() {
@@ -908,7 +919,12 @@ impl Renderer {
             }
             lines.push(line);
         }
-        Some(Fitted { text: lines.join("\n"), px: min, shrunk_from: Some(px), wrapped: true })
+        Some(Fitted {
+            text: lines.join("\n"),
+            px: min,
+            shrunk_from: Some(px),
+            wrapped: true,
+        })
     }
 
     /// Every stamp drawn over the photo (text, logo, overlay notice) with its top-left corner,
@@ -961,7 +977,8 @@ impl Renderer {
             let px = self.text_px(short, 1.0);
             match s.position.anchor() {
                 Some((ax, ay)) => {
-                    if let Some(f) = self.fitted_anchored(pixels, "watermark text", &text, px, margin, notes) {
+                    if let Some(f) = self.fitted_anchored(pixels, "watermark text", &text, px, margin, notes)
+                    {
                         placements.push(self.anchored(pixels, &f.text, f.px, ax, ay, margin)?);
                     }
                 }
@@ -1014,8 +1031,14 @@ impl Renderer {
         let short = pixels.width.min(pixels.height);
         let text = self.printable(&expand(template, tokens));
         let margin = (short as f32 * s.margin / 100.0).round() as i64;
-        let Some(f) = self.fitted_anchored(pixels, "", &text, self.text_px(short, 1.0), margin, &mut Vec::new())
-        else {
+        let Some(f) = self.fitted_anchored(
+            pixels,
+            "",
+            &text,
+            self.text_px(short, 1.0),
+            margin,
+            &mut Vec::new(),
+        ) else {
             return Ok(None);
         };
         let (text, px) = (f.text, f.px);
@@ -1152,7 +1175,10 @@ fn note_fit(notes: &mut Vec<String>, what: &str, f: &Fitted) {
     if let Some(from) = f.shrunk_from {
         let lines = f.text.lines().count();
         notes.push(if f.wrapped {
-            format!("the {what} was too wide: set at {} px instead of {from} and broken into {lines} lines", f.px)
+            format!(
+                "the {what} was too wide: set at {} px instead of {from} and broken into {lines} lines",
+                f.px
+            )
         } else {
             format!("the {what} was too wide: set at {} px instead of {from}", f.px)
         });

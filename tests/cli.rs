@@ -309,7 +309,12 @@ fn unreadable_file_is_reported() {
         use std::os::unix::process::CommandExt;
         let bin = dir.path().join("photoshield");
         fs::copy(assert_cmd::cargo::cargo_bin("photoshield"), &bin).unwrap();
-        for p in [dir.path(), &dir.path().join("shoot"), &dir.path().join("shoot/day1"), &bin] {
+        for p in [
+            dir.path(),
+            &dir.path().join("shoot"),
+            &dir.path().join("shoot/day1"),
+            &bin,
+        ] {
             fs::set_permissions(p, fs::Permissions::from_mode(0o777)).unwrap();
         }
         let mut std_cmd = std::process::Command::new(&bin);
@@ -318,7 +323,14 @@ fn unreadable_file_is_reported() {
             .gid(65534)
             .env("XDG_CONFIG_HOME", "/nonexistent-photoshield-test");
         cmd = Command::from_std(std_cmd);
-        if std::process::Command::new(&bin).uid(65534).gid(65534).arg("--version").output().map(|o| !o.status.success()).unwrap_or(true) {
+        if std::process::Command::new(&bin)
+            .uid(65534)
+            .gid(65534)
+            .arg("--version")
+            .output()
+            .map(|o| !o.status.success())
+            .unwrap_or(true)
+        {
             common::skip("running as root and the user nobody cannot run the binary: the unreadable-file test did not run");
             return;
         }

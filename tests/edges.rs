@@ -62,7 +62,12 @@ fn instagram_portraits_are_1080_wide_and_at_most_4_to_5_with_the_band() {
     let (banded, err) = protect_stdin(
         1600,
         2400,
-        &["--preset", "instagram", "--notice", "Not licensed for AI training"],
+        &[
+            "--preset",
+            "instagram",
+            "--notice",
+            "Not licensed for AI training",
+        ],
     );
     assert_eq!(dims(&banded), (1080, 1350), "the band is inside 1080x1350");
     assert!(err.contains("note: <stdin>: cropped to"), "{err}");
@@ -125,7 +130,10 @@ fn the_output_extension_decides_the_format_or_the_contradiction_is_refused() {
         .assert()
         .success();
     let bytes = fs::read(&webp).unwrap();
-    assert_eq!(photoshield::codec::sniff(&bytes).unwrap(), photoshield::Format::WebP);
+    assert_eq!(
+        photoshield::codec::sniff(&bytes).unwrap(),
+        photoshield::Format::WebP
+    );
 
     let png = dir.path().join("e4.png");
     photoshield()
@@ -135,7 +143,9 @@ fn the_output_extension_decides_the_format_or_the_contradiction_is_refused() {
         .arg(&png)
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("the extension says PNG but --format says JPEG"));
+        .stderr(predicate::str::contains(
+            "the extension says PNG but --format says JPEG",
+        ));
     assert!(!png.exists());
 
     photoshield()
@@ -236,8 +246,15 @@ fn a_notice_on_a_tiny_image_wraps_and_an_unbreakable_one_is_refused_with_a_note(
 
 #[test]
 fn fitting_notes_reach_the_user() {
-    let (_, err) = protect_stdin(200, 150, &["--text", "© 2008 Jane Doe Photography", "--size", "12"]);
-    assert!(err.contains("note: <stdin>: the watermark text was too wide"), "{err}");
+    let (_, err) = protect_stdin(
+        200,
+        150,
+        &["--text", "© 2008 Jane Doe Photography", "--size", "12"],
+    );
+    assert!(
+        err.contains("note: <stdin>: the watermark text was too wide"),
+        "{err}"
+    );
 }
 
 // Item 8: a closed pipe ends the run quietly with the documented code, never a panic.
@@ -325,16 +342,29 @@ fn watermark_settings_without_text_are_validated_and_warned_about() {
         .arg(&input)
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("opacity must be between 0 and 1, not 1.5"));
+        .stderr(predicate::str::contains(
+            "opacity must be between 0 and 1, not 1.5",
+        ));
     photoshield()
-        .args(["protect", "--no-config", "--position", "tile", "--logo-size", "10"])
+        .args([
+            "protect",
+            "--no-config",
+            "--position",
+            "tile",
+            "--logo-size",
+            "10",
+        ])
         .arg(&input)
         .arg("-o")
         .arg(dir.path().join("o.jpg"))
         .assert()
         .success()
-        .stderr(predicate::str::contains("warning: --position has no effect without --text"))
-        .stderr(predicate::str::contains("warning: --logo-size has no effect without --logo"));
+        .stderr(predicate::str::contains(
+            "warning: --position has no effect without --text",
+        ))
+        .stderr(predicate::str::contains(
+            "warning: --logo-size has no effect without --logo",
+        ));
 }
 
 // Item 11: an empty folder says that no images were found and what was skipped.
@@ -357,9 +387,7 @@ fn an_empty_folder_says_no_images_were_found() {
         .arg(&root)
         .assert()
         .success()
-        .stderr(predicate::str::contains(
-            "no images found in",
-        ))
+        .stderr(predicate::str::contains("no images found in"))
         .stderr(predicate::str::contains("2 files were skipped as not images"));
 }
 
@@ -402,7 +430,13 @@ fn existing_outputs_are_collapsed_into_one_line() {
         .arg(&out)
         .output()
         .unwrap();
-    assert_eq!(stderr_of(&verbose).lines().filter(|l| l.contains("exists")).count(), 6);
+    assert_eq!(
+        stderr_of(&verbose)
+            .lines()
+            .filter(|l| l.contains("exists"))
+            .count(),
+        6
+    );
 }
 
 // Item 13 and issue 20 item 12: Ctrl-C and SIGTERM finish the files in flight, give every
@@ -413,7 +447,11 @@ fn batch_folder(n: u32) -> TempDir {
     let root = dir.path().join("in");
     fs::create_dir(&root).unwrap();
     for i in 0..n {
-        fs::write(root.join(format!("p{i:03}.jpg")), common::camera_jpeg(900, 600, 1, i)).unwrap();
+        fs::write(
+            root.join(format!("p{i:03}.jpg")),
+            common::camera_jpeg(900, 600, 1, i),
+        )
+        .unwrap();
     }
     dir
 }
@@ -451,10 +489,17 @@ fn interrupt_with(signal: i32, code: i32) {
         .iter()
         .filter(|r| r["status"] == "skipped" && r["reason"] == "interrupted before it started")
         .count();
-    assert_eq!(written + not_started, n as usize, "in-flight files finish: {stdout}");
+    assert_eq!(
+        written + not_started,
+        n as usize,
+        "in-flight files finish: {stdout}"
+    );
     assert!(not_started > 0, "the batch was not interrupted");
     let files = fs::read_dir(&out).unwrap().count();
-    assert_eq!(files, written, "each written record has its file, no temporary file remains");
+    assert_eq!(
+        files, written,
+        "each written record has its file, no temporary file remains"
+    );
     assert!(String::from_utf8_lossy(&output.stderr).contains("interrupted: "));
 }
 
@@ -516,7 +561,12 @@ fn compare_accepts_a_resized_copy_and_says_so() {
         .arg(&copy)
         .assert()
         .success();
-    let out = photoshield().arg("compare").arg(&input).arg(&copy).output().unwrap();
+    let out = photoshield()
+        .arg("compare")
+        .arg(&input)
+        .arg(&copy)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
@@ -530,7 +580,10 @@ fn compare_accepts_a_resized_copy_and_says_so() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!(psnr > 30.0, "a resized copy is close to the resized original: {psnr}");
+    assert!(
+        psnr > 30.0,
+        "a resized copy is close to the resized original: {psnr}"
+    );
     let json = photoshield()
         .args(["compare", "--json"])
         .arg(&input)
@@ -594,7 +647,11 @@ fn completions_for_every_shell_and_the_man_pages() {
         assert!(script.contains("instagram"), "{shell} completes the preset names");
     }
     if Path::new("/bin/bash").exists() {
-        let script = photoshield().args(["completions", "bash"]).output().unwrap().stdout;
+        let script = photoshield()
+            .args(["completions", "bash"])
+            .output()
+            .unwrap()
+            .stdout;
         let dir = TempDir::new().unwrap();
         let file = dir.path().join("c.bash");
         fs::write(&file, script).unwrap();
@@ -644,7 +701,10 @@ fn a_newline_in_a_file_name_cannot_forge_an_error_line() {
     let err = stderr_of(&out);
     assert!(!err.lines().any(|l| l.starts_with("error: forged")), "{err}");
     assert!(err.contains("x.jpg\\nerror: forged.jpg"), "{err}");
-    assert!(!err.contains('\u{1b}') && err.contains("esc\\x1b[31mred.jpg"), "{err}");
+    assert!(
+        !err.contains('\u{1b}') && err.contains("esc\\x1b[31mred.jpg"),
+        "{err}"
+    );
     let inspect = photoshield().arg("inspect").arg(&root).output().unwrap();
     let err = stderr_of(&inspect);
     assert!(!err.lines().any(|l| l.starts_with("error: forged")), "{err}");
