@@ -845,7 +845,7 @@ impl Settings {
             return Vec::new();
         }
         let (text, logo, notice) = (wm.text.is_some(), wm.logo.is_some(), wm.notice.is_some());
-        let groups: [(&str, bool, Vec<(&str, bool)>); 5] = [
+        let groups = [
             (
                 "--text",
                 text,
