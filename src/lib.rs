@@ -17,6 +17,7 @@
 pub mod batch;
 pub mod codec;
 pub mod compare;
+pub mod entropy;
 pub mod error;
 pub mod icc;
 pub mod inspect;
