@@ -401,8 +401,8 @@ fn an_input_is_never_overwritten() {
         .arg("-o")
         .arg(&file)
         .assert()
-        .code(1)
-        .stderr(predicate::str::contains("would replace the input"));
+        .code(2)
+        .stderr(predicate::str::contains("-o names the input itself"));
     photoshield()
         .arg("protect")
         .arg(&root)
