@@ -1174,7 +1174,9 @@ struct Fitted {
 fn note_fit(notes: &mut Vec<String>, what: &str, f: &Fitted) {
     if let Some(from) = f.shrunk_from {
         let lines = f.text.lines().count();
-        notes.push(if f.wrapped {
+        notes.push(if f.wrapped && f.px >= from {
+            format!("the {what} was too wide: broken into {lines} lines")
+        } else if f.wrapped {
             format!(
                 "the {what} was too wide: set at {} px instead of {from} and broken into {lines} lines",
                 f.px
