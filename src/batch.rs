@@ -121,7 +121,17 @@ pub struct FileRecord {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub ms: f64,
+    /// The file was not written because its output exists (`--if-exists error` or `skip`):
+    /// the command line tells these in one line.
+    #[serde(skip)]
+    pub output_exists: bool,
 }
+
+/// The reason of a file a folder walk met that is not an image.
+pub const NOT_AN_IMAGE: &str = "not an image";
+
+/// The reason of a file not started because the batch was stopped (Ctrl-C, SIGTERM).
+pub const NOT_STARTED: &str = "interrupted before it started";
 
 impl FileRecord {
     fn new(input: String, status: Status, reason: Option<String>) -> FileRecord {
@@ -134,6 +144,7 @@ impl FileRecord {
             bytes_in: 0,
             bytes_out: 0,
             ms: 0.0,
+            output_exists: false,
         }
     }
 
@@ -667,8 +678,14 @@ pub fn run(
     let claimed = Mutex::new(HashSet::new());
     let folders = OutputFolders::new(plan.new_output_roots);
     let inputs = &plan.inputs;
+    // Once stopped, the files not started yet still get a record: every input has one.
     let work = |job: &Job| {
         if cancel.load(Ordering::Relaxed) {
+            record(FileRecord::new(
+                display_input(job),
+                Status::Skipped,
+                Some(NOT_STARTED.into()),
+            ));
             return;
         }
         let started = Instant::now();
@@ -677,7 +694,7 @@ pub fn run(
             inputs,
             folders: &folders,
         };
-        let mut r = process_job(job, pipeline, options, &shared, cancel);
+        let mut r = process_job(job, pipeline, options, &shared);
         r.ms = started.elapsed().as_secs_f64() * 1e3;
         record(r);
     };
@@ -781,13 +798,7 @@ fn remove_stale_temporaries(dir: &Path) {
     }
 }
 
-fn process_job(
-    job: &Job,
-    pipeline: &Pipeline,
-    options: &BatchOptions,
-    shared: &Shared,
-    cancel: &AtomicBool,
-) -> FileRecord {
+fn process_job(job: &Job, pipeline: &Pipeline, options: &BatchOptions, shared: &Shared) -> FileRecord {
     let input = display_input(job);
     let fail = |reason: String| FileRecord::new(input.clone(), Status::Failed, Some(reason));
 
@@ -801,7 +812,7 @@ fn process_job(
         Err(Error::NotAnImage(_)) | Err(Error::Empty)
             if job.walked && !has_image_extension(Path::new(&input)) =>
         {
-            let mut r = FileRecord::new(input, Status::Skipped, Some("not an image".into()));
+            let mut r = FileRecord::new(input, Status::Skipped, Some(NOT_AN_IMAGE.into()));
             r.bytes_in = bytes.len() as u64;
             return r;
         }
@@ -814,6 +825,17 @@ fn process_job(
         Operation::Strip => OutputFormat::for_input(format),
     };
     let out_path = output_path(&job.target, out_format);
+    if let (Target::Exact(out), Some(ext)) = (&job.target, job_extension(&job.target)) {
+        // `-o x.png` for a JPEG that `strip` keeps as JPEG (standard input is only known now).
+        if has_image_extension(out) && !out_format.accepts_extension(&ext) {
+            return fail(format!(
+                "the output {} is named .{ext} but the data is {}; name it .{}",
+                out.display(),
+                out_format.as_format(),
+                out_format.extension()
+            ));
+        }
+    }
     if let Some(out) = &out_path {
         // Every output of a plan derives from one mapping, so equal paths are spelled equally.
         if !shared
@@ -866,13 +888,11 @@ fn process_job(
             .strip_spliced(&bytes, &ctx)
             .map(|(s, r)| (Output::Spliced(s), r)),
     };
+    // A file in flight when the batch is stopped is finished and written: the work is done.
     let (output_bytes, report) = match result {
         Ok(p) => p,
         Err(e) => return fail(e.to_string()),
     };
-    if cancel.load(Ordering::Relaxed) {
-        return FileRecord::new(input, Status::Skipped, Some("interrupted".into()));
-    }
 
     // Write.
     let parts: Vec<&[u8]> = match &output_bytes {
@@ -908,6 +928,14 @@ fn process_job(
     r
 }
 
+/// The extension of an exact output path.
+fn job_extension(target: &Target) -> Option<String> {
+    match target {
+        Target::Exact(p) => p.extension().and_then(|e| e.to_str()).map(str::to_string),
+        _ => None,
+    }
+}
+
 /// The bytes of one output.
 enum Output<'a> {
     Whole(Vec<u8>),
@@ -933,6 +961,7 @@ fn exists_record(input: String, out: &Path, policy: IfExists, bytes_in: usize) -
     };
     r.output = Some(out.display().to_string());
     r.bytes_in = bytes_in as u64;
+    r.output_exists = true;
     r
 }
 

@@ -64,6 +64,38 @@ pub enum Command {
     /// Write protected copies: upright, without identifying metadata, optionally resized.
     #[command(after_long_help = format!("{PROTECT_EXAMPLES}\n\n{EXIT_CODES}"))]
     Protect(Box<ProtectArgs>),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    #[command(after_long_help = COMPLETIONS_HELP)]
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), made from the same definitions as --help.
+    #[command(after_long_help = MAN_HELP)]
+    Man(ManArgs),
+}
+
+const COMPLETIONS_HELP: &str = "\
+Examples:
+  photoshield completions bash > ~/.local/share/bash-completion/completions/photoshield
+  photoshield completions zsh > ~/.zfunc/_photoshield      (with fpath+=~/.zfunc in .zshrc)
+  photoshield completions fish > ~/.config/fish/completions/photoshield.fish";
+
+const MAN_HELP: &str = "\
+Examples:
+  photoshield man > ~/.local/share/man/man1/photoshield.1
+  photoshield man protect > ~/.local/share/man/man1/photoshield-protect.1
+  photoshield man | man -l -";
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// A command's own page (photoshield-COMMAND.1) instead of the main page.
+    #[arg(value_name = "COMMAND")]
+    pub command: Option<String>,
 }
 
 const INSPECT_HELP: &str = "\
@@ -240,7 +272,7 @@ pub struct StripArgs {
     pub if_exists: IfExists,
 
     /// Files processed at once [default: one per core].
-    #[arg(short, long, value_name = "N")]
+    #[arg(short, long, value_name = "N", allow_negative_numbers = true, value_parser = job_count)]
     pub jobs: Option<usize>,
 
     /// Print one JSON record per file and a summary record on standard output.
@@ -263,7 +295,12 @@ pub struct StripArgs {
 impl StripArgs {
     pub fn resolve(&self) -> anyhow::Result<ProtectPlan> {
         let inputs = inputs_of(&self.inputs);
+        check_inputs_exist(&inputs)?;
         let destination = destination(&self.output, &inputs)?;
+        check_not_the_input(&destination, &inputs)?;
+        if let (Destination::File(out), [Input::Path(input)]) = (&destination, inputs.as_slice()) {
+            strip_keeps_format(input, out)?;
+        }
         check_stdout(&destination, self.json, self.dry_run)?;
         let options = Options {
             keep_icc: !self.strip_icc,
@@ -292,8 +329,54 @@ impl StripArgs {
             options,
             batch,
             inputs,
+            warnings: Vec::new(),
         })
     }
+}
+
+/// `-j N`: a number of threads, 0 meaning one per core.
+fn job_count(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<i64>() {
+        Ok(n) if (0..=4096).contains(&n) => Ok(n as usize),
+        Ok(n) => Err(format!("{n} is not in 0..=4096 (0: one per core)")),
+        Err(_) => Err(format!("'{text}' is not a whole number")),
+    }
+}
+
+/// Inputs that do not exist are the first thing to report: nothing else about the run matters
+/// until they are found.
+fn check_inputs_exist(inputs: &[Input]) -> anyhow::Result<()> {
+    for input in inputs {
+        if let Input::Path(p) = input {
+            if std::fs::symlink_metadata(p).is_err() {
+                bail!("{}: no such file or folder", p.display());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `-o FILE` naming the input itself would replace the original: a usage error, found before
+/// anything is read.
+fn check_not_the_input(destination: &Destination, inputs: &[Input]) -> anyhow::Result<()> {
+    if let (Destination::File(out), [Input::Path(input)]) = (destination, inputs) {
+        if let (Ok(a), Ok(b)) = (out.canonicalize(), input.canonicalize()) {
+            if a == b {
+                bail!(
+                    "{}: -o names the input itself; the original would be replaced (choose another output)",
+                    out.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The lower-case extension of `path`, if any.
+fn extension_of(path: &Path) -> Option<String> {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase())
 }
 
 /// The command line's inputs, `-` meaning standard input.
@@ -308,6 +391,33 @@ fn inputs_of(paths: &[PathBuf]) -> Vec<Input> {
             }
         })
         .collect()
+}
+
+/// `strip -o FILE` copies the compressed image as it is: the file's extension must be the
+/// input's format (a JPEG in `x.png` would be a lie that some programs refuse to open).
+fn strip_keeps_format(input: &Path, out: &Path) -> anyhow::Result<()> {
+    use std::io::Read;
+    let Some(ext) = extension_of(out) else {
+        return Ok(());
+    };
+    let mut head = Vec::new();
+    let read = std::fs::File::open(input).and_then(|f| f.take(64).read_to_end(&mut head));
+    let Ok(format) = read
+        .map_err(drop)
+        .and_then(|_| photoshield::codec::sniff(&head).map_err(drop))
+    else {
+        // Unreadable or not an image: the batch reports it with its reason.
+        return Ok(());
+    };
+    let kept = OutputFormat::for_input(format);
+    if photoshield::batch::has_image_extension(out) && !kept.accepts_extension(&ext) {
+        bail!(
+            "{}: strip keeps the input's {format} data, which a .{ext} name would misdescribe; name the output .{} (protect --format converts)",
+            out.display(),
+            kept.extension()
+        );
+    }
+    Ok(())
 }
 
 /// Image data must not go to a terminal, nor share standard output with JSON records.
@@ -369,8 +479,9 @@ pub struct ProtectArgs {
 #[derive(Debug, Default, Clone, Args, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Settings {
-    /// Platform preset: instagram (1080 px JPEG), facebook (2048 px JPEG), x (4096 px JPEG),
-    /// web (2048 px WebP q85). Explicit settings override it.
+    /// Platform preset: instagram (1080 px wide, 4:5 to 1.91:1, JPEG), facebook (2048 px JPEG),
+    /// x (4096 px JPEG), web (2048 px WebP q85); a notice band counts inside the size.
+    /// Explicit settings override it.
     #[arg(long, value_enum)]
     pub preset: Option<Preset>,
 
@@ -379,11 +490,11 @@ pub struct Settings {
     pub format: Option<FormatArg>,
 
     /// JPEG and WebP quality, 1-100 [default: 90].
-    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100))]
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub quality: Option<u8>,
 
     /// Shrink so the long edge is at most PX pixels (never enlarges).
-    #[arg(long, value_name = "PX", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "PX", allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_size: Option<u32>,
 
     /// Drop the ICC colour profile too (kept by default: colours would shift without it).
@@ -391,7 +502,7 @@ pub struct Settings {
     pub strip_icc: Option<bool>,
 
     /// Refuse images larger than this many megapixels [default: 250].
-    #[arg(long, value_name = "MP")]
+    #[arg(long, value_name = "MP", allow_negative_numbers = true)]
     pub max_megapixels: Option<f64>,
 
     /// When an output exists: error (report it, keep it), skip, or overwrite [default: error].
@@ -399,7 +510,7 @@ pub struct Settings {
     pub if_exists: Option<IfExists>,
 
     /// Files processed at once [default: one per core].
-    #[arg(short, long, value_name = "N")]
+    #[arg(short, long, value_name = "N", allow_negative_numbers = true, value_parser = job_count)]
     pub jobs: Option<usize>,
 
     /// Watermark text; tokens {year}, {date} (capture date, else today), {filename}; \n for
@@ -412,7 +523,12 @@ pub struct Settings {
     pub font: Option<PathBuf>,
 
     /// Text height, percent of the shorter side [default: 4].
-    #[arg(long, value_name = "PERCENT", help_heading = "Watermark")]
+    #[arg(
+        long,
+        value_name = "PERCENT",
+        allow_negative_numbers = true,
+        help_heading = "Watermark"
+    )]
     pub size: Option<f32>,
 
     /// Where the text goes: a corner, an edge, center, or tile (repeated diagonally)
@@ -421,7 +537,12 @@ pub struct Settings {
     pub position: Option<Position>,
 
     /// Distance from the edges, percent of the shorter side [default: 3].
-    #[arg(long, value_name = "PERCENT", help_heading = "Watermark")]
+    #[arg(
+        long,
+        value_name = "PERCENT",
+        allow_negative_numbers = true,
+        help_heading = "Watermark"
+    )]
     pub margin: Option<f32>,
 
     /// Tile angle in degrees, counter-clockwise [default: 30].
@@ -434,11 +555,16 @@ pub struct Settings {
     pub angle: Option<f32>,
 
     /// Tile gap between repeats, in text heights [default: 2].
-    #[arg(long, value_name = "HEIGHTS", help_heading = "Watermark")]
+    #[arg(
+        long,
+        value_name = "HEIGHTS",
+        allow_negative_numbers = true,
+        help_heading = "Watermark"
+    )]
     pub spacing: Option<f32>,
 
     /// Opacity of text, logo and overlay notice, 0 to 1 [default: 0.6].
-    #[arg(long, help_heading = "Watermark")]
+    #[arg(long, allow_negative_numbers = true, help_heading = "Watermark")]
     pub opacity: Option<f32>,
 
     /// Text colour: auto (light or dark from the background), white, black or #rrggbb
@@ -459,7 +585,12 @@ pub struct Settings {
     pub logo: Option<PathBuf>,
 
     /// Logo width, percent of the shorter side [default: 15].
-    #[arg(long, value_name = "PERCENT", help_heading = "Watermark")]
+    #[arg(
+        long,
+        value_name = "PERCENT",
+        allow_negative_numbers = true,
+        help_heading = "Watermark"
+    )]
     pub logo_size: Option<f32>,
 
     /// Where the logo goes [default: bottom-left].
@@ -477,7 +608,7 @@ pub struct Settings {
     /// Experimental adversarial perturbation: low (±4 levels), medium (±8), high (±12) or a
     /// number of levels 1-16. Measured to disturb off-the-shelf image classifiers; not shown to
     /// stop face recognition; removable by denoising or upscaling. See the README's figures.
-    #[arg(long, value_name = "LEVEL", value_parser = photoshield::perturb::parse_level, help_heading = "Perturbation")]
+    #[arg(long, value_name = "LEVEL", allow_negative_numbers = true, value_parser = photoshield::perturb::parse_level, help_heading = "Perturbation")]
     #[serde(default, deserialize_with = "level_from_toml")]
     pub perturb: Option<u8>,
 
@@ -491,7 +622,7 @@ pub struct Settings {
 
     /// Seed of the perturbation; each file's seed mixes in its path relative to the input
     /// folder, so outputs are reproducible whatever --jobs [default: 0].
-    #[arg(long, help_heading = "Perturbation")]
+    #[arg(long, allow_negative_numbers = true, help_heading = "Perturbation")]
     pub seed: Option<u64>,
 
     /// Embed a rights notice: this copyright text (EXIF Copyright, XMP dc:rights), marked
@@ -510,7 +641,12 @@ pub struct Settings {
 
     /// Embed an invisible ownership mark carrying this ID: a number, or hex with 0x (32 bits
     /// unless --mark-bits 64). Needs --key. Read it back with `photoshield detect`.
-    #[arg(long, value_name = "ID", help_heading = "Invisible mark")]
+    #[arg(
+        long,
+        value_name = "ID",
+        allow_negative_numbers = true,
+        help_heading = "Invisible mark"
+    )]
     #[serde(default, deserialize_with = "id_from_toml")]
     pub mark: Option<String>,
 
@@ -701,6 +837,71 @@ impl Settings {
         }))
     }
 
+    /// Watermark flags of this layer that draw nothing with the resolved watermark `wm` (an
+    /// `--opacity` without `--text`, `--logo` or `--notice`), one warning per missing element.
+    /// Their values are still checked: a wrong one is an error either way.
+    fn without_effect(&self, wm: &photoshield::watermark::Watermark) -> Vec<String> {
+        if self.no_watermark == Some(true) {
+            return Vec::new();
+        }
+        let (text, logo, notice) = (wm.text.is_some(), wm.logo.is_some(), wm.notice.is_some());
+        let groups = [
+            (
+                "--text",
+                text,
+                vec![
+                    ("--position", self.position.is_some()),
+                    ("--angle", self.angle.is_some()),
+                    ("--spacing", self.spacing.is_some()),
+                ],
+            ),
+            (
+                "--text or --notice",
+                text || notice,
+                vec![
+                    ("--font", self.font.is_some()),
+                    ("--size", self.size.is_some()),
+                    ("--color", self.color.is_some()),
+                    ("--outline", self.outline.is_some()),
+                    ("--shadow", self.shadow.is_some()),
+                ],
+            ),
+            (
+                "--text, --logo or --notice",
+                text || logo || notice,
+                vec![
+                    ("--opacity", self.opacity.is_some()),
+                    ("--margin", self.margin.is_some()),
+                ],
+            ),
+            (
+                "--logo",
+                logo,
+                vec![
+                    ("--logo-size", self.logo_size.is_some()),
+                    ("--logo-position", self.logo_position.is_some()),
+                ],
+            ),
+            (
+                "--notice",
+                notice,
+                vec![("--notice-style", self.notice_style.is_some())],
+            ),
+        ];
+        groups
+            .into_iter()
+            .filter(|(_, drawn, _)| !drawn)
+            .filter_map(|(needs, _, flags)| {
+                let given: Vec<&str> = flags.into_iter().filter(|f| f.1).map(|f| f.0).collect();
+                match given.as_slice() {
+                    [] => None,
+                    [one] => Some(format!("{one} has no effect without {needs}")),
+                    more => Some(format!("{} have no effect without {needs}", more.join(", "))),
+                }
+            })
+            .collect()
+    }
+
     /// Makes the file paths of a config file relative to the file's folder.
     fn relative_to(mut self, dir: &Path) -> Settings {
         for path in [&mut self.font, &mut self.logo, &mut self.key]
@@ -800,12 +1001,16 @@ pub struct ProtectPlan {
     pub options: Options,
     pub batch: BatchOptions,
     pub inputs: Vec<Input>,
+    /// Settings that were accepted but will change nothing, told before the run.
+    pub warnings: Vec<String>,
 }
 
 impl ProtectArgs {
     /// Merges defaults, config file and flags (each layer's preset, then its explicit values)
     /// and decides where outputs go.
     pub fn resolve(&self) -> anyhow::Result<ProtectPlan> {
+        let inputs = inputs_of(&self.inputs);
+        check_inputs_exist(&inputs)?;
         let config = match (&self.config, self.no_config) {
             (Some(path), _) => load_config(path)?,
             (None, false) => match default_config_path().filter(|p| p.is_file()) {
@@ -823,22 +1028,13 @@ impl ProtectArgs {
         let merged = config.overridden_by(self.settings.clone());
         options.mark = merged.mark()?;
 
-        let inputs = inputs_of(&self.inputs);
         let destination = destination(&self.output, &inputs)?;
+        check_not_the_input(&destination, &inputs)?;
         if let Destination::File(path) = &destination {
-            // `-o photo.png` asks for PNG unless a format was given.
-            if merged.format.is_none() && merged.preset.is_none() {
-                let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-                match OutputFormat::from_extension(ext) {
-                    Some(f) => options.format = Some(f),
-                    None => bail!(
-                        "{}: cannot tell the output format from the extension; use .jpg, .png, .webp or --format",
-                        path.display()
-                    ),
-                }
-            }
+            options.format = file_format(path, self.settings.format, options.format)?;
         }
         check_stdout(&destination, self.json, self.dry_run)?;
+        let warnings = self.settings.without_effect(&options.watermark);
         let batch = BatchOptions {
             operation: Operation::Protect,
             destination,
@@ -856,7 +1052,39 @@ impl ProtectArgs {
             options,
             batch,
             inputs,
+            warnings,
         })
+    }
+}
+
+/// The format written to an explicit output file `path`. Its extension decides, over a
+/// preset's or the config file's format; a `--format` on the command line that contradicts it
+/// is refused (JPEG bytes in `x.webp` mislead every program that trusts the name). A name
+/// without an image extension takes the format asked for, if any.
+fn file_format(
+    path: &Path,
+    flag: Option<FormatArg>,
+    default: Option<OutputFormat>,
+) -> anyhow::Result<Option<OutputFormat>> {
+    let ext = extension_of(path);
+    let named = ext.as_deref().and_then(OutputFormat::from_extension);
+    let image_ext = photoshield::batch::has_image_extension(path);
+    match (flag.map(FormatArg::format), named) {
+        (Some(asked), Some(named)) if asked != named => bail!(
+            "{}: the extension says {} but --format says {}; name the file .{} or drop --format",
+            path.display(),
+            named.as_format(),
+            asked.as_format(),
+            asked.extension()
+        ),
+        (_, Some(named)) => Ok(Some(named)),
+        (Some(asked), None) if !image_ext => Ok(Some(asked)),
+        (None, None) if default.is_some() && !image_ext => Ok(default),
+        (_, None) => bail!(
+            "{}: cannot tell the output format from the extension; photoshield writes .jpg, .png or .webp{}",
+            path.display(),
+            if image_ext { "" } else { " (or give --format)" }
+        ),
     }
 }
 

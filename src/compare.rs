@@ -27,6 +27,10 @@ pub struct Comparison {
     /// After shrinking both to half size: RMS of the difference relative to before (fine
     /// noise averages away, structured noise stays).
     pub downscale2x_energy_kept: f64,
+    /// When the copy was smaller or larger than the original: the original's size, before
+    /// [`to_size_of`] resized it to the copy's for the comparison.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original_resized_from: Option<(u32, u32)>,
 }
 
 fn luma(p: &Pixels) -> Vec<f64> {
@@ -137,6 +141,27 @@ fn jpeg75(p: &Pixels) -> Result<Pixels> {
 }
 
 /// Compares an original with its protected copy (same size, as displayed).
+/// The original brought to the size of `copy`, when the copy is a resized version of it (the
+/// same aspect ratio, up to the rounding of one pixel): a preset's copy compares against the
+/// best a resize could give. A copy of another aspect (cropped, or with a notice band) is
+/// refused, since no pixel of it lines up with the original.
+pub fn to_size_of(original: Pixels, copy: &Pixels) -> Result<Pixels> {
+    let (ow, oh) = (original.width as u64, original.height as u64);
+    let (cw, ch) = (copy.width as u64, copy.height as u64);
+    if (ow, oh) == (cw, ch) {
+        return Ok(original);
+    }
+    // Resizing rounds each side to the nearest pixel: the other side may be off by one.
+    let width_fits = (ow * ch).abs_diff(cw * oh) <= oh.max(ow);
+    if !width_fits {
+        return Err(Error::Options(format!(
+            "the images differ in shape ({}x{} and {}x{}): the copy is cropped or has a notice band, so no pixel lines up; compare a copy made without --notice or cropping",
+            ow, oh, cw, ch
+        )));
+    }
+    resize::resize_exact(&original, copy.width, copy.height)
+}
+
 pub fn compare(original: &Pixels, protected: &Pixels) -> Result<Comparison> {
     if (original.width, original.height) != (protected.width, protected.height) {
         return Err(Error::Options(format!(
@@ -172,6 +197,7 @@ pub fn compare(original: &Pixels, protected: &Pixels) -> Result<Comparison> {
         jpeg75_correlation: correlation(&d, &dj),
         jpeg75_energy_kept: ratio(rms(&dj)),
         downscale2x_energy_kept: ratio(rms(&ds)),
+        original_resized_from: None,
     })
 }
 

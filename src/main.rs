@@ -1,18 +1,24 @@
 //! The `photoshield` binary: parses the command line and drives the library's batch engine.
+//! It owns everything the user sees in a terminal: the lines it prints (file names escaped, a
+//! closed pipe ending the run quietly), the signals that stop a batch, and the exit codes.
 
 mod cli;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::Mutex;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use cli::{Cli, Command, CompareArgs, DetectArgs, InspectArgs, KeygenArgs, ProtectPlan, Ui};
+use cli::{Cli, Command, CompareArgs, CompletionsArgs, DetectArgs, InspectArgs, KeygenArgs, ProtectPlan, Ui};
 use photoshield::batch::{self, FileRecord, Status, Summary};
 use photoshield::Pipeline;
+
+/// Exit code when standard output or standard error was closed before the end (128 + SIGPIPE,
+/// what a shell reports for a program stopped by a closed pipe).
+const EXIT_CLOSED: u8 = 141;
 
 fn main() -> ExitCode {
     keep_freed_memory();
@@ -24,20 +30,136 @@ fn main() -> ExitCode {
         Command::Compare(args) => compare(args),
         Command::Keygen(args) => keygen(args),
         Command::Detect(args) => detect(args),
+        Command::Completions(args) => completions(args),
+        Command::Man(args) => man(args),
     };
     match result {
+        // The reader went away (`photoshield inspect --json | head -1`): end quietly, and say
+        // with the exit code that the output is incomplete.
+        _ if say::closed() => ExitCode::from(EXIT_CLOSED),
         Ok(code) => code,
-        // A closed pipe (`photoshield inspect --json | head -1`) is the reader's choice.
         Err(e)
             if e.downcast_ref::<std::io::Error>()
                 .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
         {
-            ExitCode::SUCCESS
+            ExitCode::from(EXIT_CLOSED)
         }
         Err(e) => {
-            eprintln!("Error: {e:#}");
+            say::err(&format!("Error: {e:#}"));
             ExitCode::from(2)
         }
+    }
+}
+
+/// Every line photoshield prints goes through here. File names can hold any byte but `/` and
+/// NUL: a newline or an escape sequence in a name must not forge an `error:` line or recolour
+/// the terminal, so control characters are printed escaped. A write to a closed pipe neither
+/// panics (as `println!` would) nor is retried: it marks the run as cut short.
+mod say {
+    use std::borrow::Cow;
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static CLOSED: AtomicBool = AtomicBool::new(false);
+
+    /// True once standard output or standard error turned out to be closed.
+    pub fn closed() -> bool {
+        CLOSED.load(Ordering::Relaxed)
+    }
+
+    /// `text` with control characters (newline, CR, tab, ESC, DEL, C1 controls) written as
+    /// `\n`, `\r`, `\t`, `\x1b` and `\u{..}`; a backslash itself stays as it is.
+    pub fn escape(text: &str) -> Cow<'_, str> {
+        if !text.chars().any(char::is_control) {
+            return Cow::Borrowed(text);
+        }
+        let mut out = String::with_capacity(text.len() + 8);
+        for c in text.chars() {
+            match c {
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if (c as u32) < 0x80 && c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+                c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        Cow::Owned(out)
+    }
+
+    fn write(mut w: impl Write, line: &str) {
+        if closed() {
+            return;
+        }
+        if let Err(e) = writeln!(w, "{}", escape(line)).and_then(|()| w.flush()) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                CLOSED.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// One line on standard error.
+    pub fn err(line: &str) {
+        write(std::io::stderr().lock(), line);
+    }
+
+    /// One line on standard output.
+    pub fn out(line: &str) {
+        write(std::io::stdout().lock(), line);
+    }
+
+    /// One line of machine-readable output (JSON) on standard output, unescaped: JSON escapes
+    /// control characters itself.
+    pub fn record(line: &str) {
+        if closed() {
+            return;
+        }
+        let mut w = std::io::stdout().lock();
+        if let Err(e) = writeln!(w, "{line}").and_then(|()| w.flush()) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                CLOSED.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Set by the first SIGINT/SIGTERM (or a closed pipe): the batch starts no new file.
+static CANCEL: AtomicBool = AtomicBool::new(false);
+/// The signal that stopped the batch, 0 if none.
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+/// First Ctrl-C or SIGTERM: finish the files in flight, start no new one, summarise, exit
+/// 128 + the signal (130, 143). A second one: leave at once.
+fn handle_signals() {
+    #[cfg(unix)]
+    {
+        extern "C" fn on_signal(signal: libc::c_int) {
+            // Only atomics and _exit here: both are async-signal-safe.
+            if SIGNAL.swap(signal, Ordering::SeqCst) != 0 {
+                // SAFETY: _exit ends the process without running anything else.
+                unsafe { libc::_exit(128 + signal) };
+            }
+            CANCEL.store(true, Ordering::SeqCst);
+        }
+        for signal in [libc::SIGINT, libc::SIGTERM] {
+            // SAFETY: the handler only touches atomics and calls _exit, which is allowed in a
+            // signal handler.
+            unsafe {
+                libc::signal(
+                    signal,
+                    on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
+                )
+            };
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrlc::set_handler(|| {
+            if SIGNAL.swap(2, Ordering::SeqCst) != 0 {
+                std::process::exit(130);
+            }
+            CANCEL.store(true, Ordering::SeqCst);
+        });
     }
 }
 
@@ -58,18 +180,11 @@ fn keep_freed_memory() {
 fn run_batch(plan_args: ProtectPlan) -> anyhow::Result<ExitCode> {
     let args = &plan_args.ui;
     let pipeline = Pipeline::new(&plan_args.options)?;
-    let plan = batch::plan(&plan_args.inputs, &plan_args.batch.destination)?;
-
-    let cancel = Arc::new(AtomicBool::new(false));
-    {
-        let cancel = Arc::clone(&cancel);
-        // First Ctrl-C: finish the files in flight, start no new one. Second: leave at once.
-        let _ = ctrlc::set_handler(move || {
-            if cancel.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-        });
+    for warning in &plan_args.warnings {
+        say::err(&format!("warning: {warning}"));
     }
+    let plan = batch::plan(&plan_args.inputs, &plan_args.batch.destination)?;
+    handle_signals();
 
     let total = (plan.len() + plan.walk_failures().len()) as u64;
     let progress = if std::io::stderr().is_terminal() && !args.quiet && !args.json {
@@ -81,42 +196,76 @@ fn run_batch(plan_args: ProtectPlan) -> anyhow::Result<ExitCode> {
         ProgressStyle::with_template("{bar:40} {pos}/{len} files  {elapsed} elapsed, ETA {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    // Outputs that exist already are told in one line at the end, not one line each.
+    let exists = Mutex::new(Vec::<String>::new());
+    let not_images = AtomicU64::new(0);
     let on_record = |r: &FileRecord| {
         progress.inc(1);
+        let print = |line: String| progress.suspend(|| say::err(&line));
         if args.json {
-            let line = serde_json::to_string(r).unwrap_or_default();
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{line}");
+            say::record(&serde_json::to_string(r).unwrap_or_default());
         } else if args.dry_run && r.status == Status::WouldWrite && !args.quiet {
-            progress.suspend(|| {
-                let _ = writeln!(
-                    std::io::stdout().lock(),
-                    "{} -> {}",
-                    r.input,
-                    r.output.as_deref().unwrap_or("")
-                );
-            });
+            progress.suspend(|| say::out(&format!("{} -> {}", r.input, r.output.as_deref().unwrap_or(""))));
         }
-        let show = match r.status {
-            Status::Failed => true,
-            Status::Skipped => args.verbose,
-            _ => false,
-        };
-        if show {
-            let level = if r.status == Status::Failed {
-                "error"
-            } else {
-                "skipped"
-            };
-            progress.suspend(|| eprintln!("{level}: {}", r.message()));
+        if r.status == Status::Skipped && r.reason.as_deref() == Some(batch::NOT_AN_IMAGE) {
+            not_images.fetch_add(1, Ordering::Relaxed);
+        }
+        match r.status {
+            Status::Failed if r.output_exists && !args.verbose => {
+                exists.lock().unwrap_or_else(|e| e.into_inner()).push(r.message())
+            }
+            Status::Failed => print(format!("error: {}", r.message())),
+            Status::Skipped if args.verbose => print(format!("skipped: {}", r.message())),
+            _ => {}
+        }
+        if let Some(report) = r.report.as_ref().filter(|_| !args.quiet) {
+            for note in &report.notes {
+                print(format!("note: {}: {note}", r.input));
+            }
+        }
+        if say::closed() {
+            CANCEL.store(true, Ordering::SeqCst);
         }
     };
-    let summary = batch::run(plan, &pipeline, &plan_args.batch, &cancel, &on_record);
+    let summary = batch::run(plan, &pipeline, &plan_args.batch, &CANCEL, &on_record);
     progress.finish_and_clear();
+
+    let exists = exists.into_inner().unwrap_or_else(|e| e.into_inner());
+    match exists.as_slice() {
+        [] => {}
+        [one] => say::err(&format!("error: {one}")),
+        [..] => say::err(&format!(
+            "error: {} outputs exist already and were kept (-v lists them); use --if-exists skip to keep them or --if-exists overwrite to replace them",
+            exists.len(),
+        )),
+    }
+    let not_images = not_images.into_inner();
+    if summary.written + summary.failed + summary.skipped == not_images && !args.quiet && !summary.interrupted
+    {
+        let inputs: Vec<String> = plan_args
+            .inputs
+            .iter()
+            .map(|i| match i {
+                batch::Input::Stdin => "standard input".to_string(),
+                batch::Input::Path(p) => p.display().to_string(),
+            })
+            .collect();
+        let skipped = match not_images {
+            0 => String::new(),
+            1 => "; 1 file was skipped as not an image (-v names it)".to_string(),
+            n => format!("; {n} files were skipped as not images (-v names them)"),
+        };
+        say::err(&format!(
+            "warning: no images found in {}{skipped}",
+            inputs.join(", ")
+        ));
+    }
     print_summary(&summary, args);
 
-    Ok(if summary.interrupted {
-        ExitCode::from(130)
+    Ok(if say::closed() {
+        ExitCode::from(EXIT_CLOSED)
+    } else if summary.interrupted {
+        ExitCode::from(128 + SIGNAL.load(Ordering::SeqCst).clamp(1, 127) as u8)
     } else if summary.failed > 0 {
         ExitCode::from(1)
     } else {
@@ -126,14 +275,13 @@ fn run_batch(plan_args: ProtectPlan) -> anyhow::Result<ExitCode> {
 
 fn print_summary(s: &Summary, args: &Ui) {
     if args.json {
-        let line = serde_json::json!({ "summary": s });
-        let _ = writeln!(std::io::stdout().lock(), "{line}");
+        say::record(&serde_json::json!({ "summary": s }).to_string());
     }
     if args.quiet && s.failed == 0 {
         return;
     }
     let verb = if args.dry_run { "would write" } else { "written" };
-    eprintln!(
+    say::err(&format!(
         "{}{} {verb}, {} skipped, {} failed; {} in, {} out; {:.2} s",
         if s.interrupted { "interrupted: " } else { "" },
         s.written,
@@ -142,7 +290,7 @@ fn print_summary(s: &Summary, args: &Ui) {
         human_bytes(s.bytes_in),
         human_bytes(s.bytes_out),
         s.seconds
-    );
+    ));
 }
 
 fn human_bytes(n: u64) -> String {
@@ -163,7 +311,7 @@ fn files_of(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<Result<batch::Li
     for r in records {
         match r.status {
             Status::Failed => out.push(Err(r.message())),
-            _ => eprintln!("note: {}", r.message()),
+            _ => say::err(&format!("note: {}", r.message())),
         }
     }
     out.extend(files.into_iter().map(Ok));
@@ -188,12 +336,14 @@ fn read_listed(file: &batch::Listed) -> Result<Option<Vec<u8>>, String> {
 fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
     let files = files_of(&args.paths)?;
     let mut any_leak = false;
-    let mut out = std::io::stdout().lock();
     for file in files {
+        if say::closed() {
+            break;
+        }
         let file = match file {
             Ok(f) => f,
             Err(message) => {
-                eprintln!("error: {message}");
+                say::err(&format!("error: {message}"));
                 any_leak = true;
                 continue;
             }
@@ -210,26 +360,26 @@ fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
                 if args.json {
                     let record =
                         serde_json::json!({ "path": shown, "leaks": ins.leaks(), "inspection": ins });
-                    writeln!(out, "{record}")?;
+                    say::record(&record.to_string());
                 } else {
                     let verdict = if ins.leaks() { "LEAKS" } else { "clean" };
-                    writeln!(out, "{shown}: {verdict} ({})", ins.format)?;
+                    say::out(&format!("{shown}: {verdict} ({})", ins.format));
                     for f in &ins.findings {
                         let mark = if f.leak { "!" } else { " " };
                         let name = serde_json::to_value(f.category)
                             .ok()
                             .and_then(|v| v.as_str().map(String::from))
                             .unwrap_or_default();
-                        writeln!(out, "  {mark} {name:<15} {}", f.detail)?;
+                        say::out(&format!("  {mark} {name:<15} {}", f.detail));
                     }
                 }
             }
             Err(reason) => {
                 any_leak = true;
                 if args.json {
-                    writeln!(out, "{}", serde_json::json!({ "path": shown, "error": reason }))?;
+                    say::record(&serde_json::json!({ "path": shown, "error": reason }).to_string());
                 } else {
-                    eprintln!("error: {shown}: {reason}");
+                    say::err(&format!("error: {shown}: {reason}"));
                 }
             }
         }
@@ -250,25 +400,36 @@ fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
         photoshield::compare::load(&bytes).with_context(|| path.display().to_string())
     };
     let (a, b) = (load(&args.original)?, load(&args.protected)?);
-    let c = photoshield::compare::compare(&a, &b)?;
-    let mut out = std::io::stdout().lock();
+    // A preset's copy is smaller than its original: compare it with the original brought to
+    // the copy's size, the best the copy could be.
+    let original_size = (a.width, a.height);
+    let a = photoshield::compare::to_size_of(a, &b)
+        .with_context(|| format!("{} and {}", args.original.display(), args.protected.display()))?;
+    let mut c = photoshield::compare::compare(&a, &b)?;
+    if original_size != (b.width, b.height) {
+        c.original_resized_from = Some(original_size);
+    }
     if args.json {
-        writeln!(out, "{}", serde_json::to_string(&c)?)?;
+        say::record(&serde_json::to_string(&c)?);
     } else {
-        writeln!(out, "size                     {}x{}", c.width, c.height)?;
-        writeln!(out, "max abs difference       {} levels", c.max_abs_diff)?;
-        writeln!(out, "PSNR                     {:.2} dB", c.psnr_db)?;
-        writeln!(out, "SSIM (luminance)         {:.4}", c.ssim)?;
-        writeln!(
-            out,
+        match c.original_resized_from {
+            Some((w, h)) => say::out(&format!(
+                "size                     {}x{} (the original, {w}x{h}, resized to the copy's size for the comparison)",
+                c.width, c.height
+            )),
+            None => say::out(&format!("size                     {}x{}", c.width, c.height)),
+        }
+        say::out(&format!("max abs difference       {} levels", c.max_abs_diff));
+        say::out(&format!("PSNR                     {:.2} dB", c.psnr_db));
+        say::out(&format!("SSIM (luminance)         {:.4}", c.ssim));
+        say::out(&format!(
             "after JPEG q75           correlation {:.3}, energy kept {:.2}",
             c.jpeg75_correlation, c.jpeg75_energy_kept
-        )?;
-        writeln!(
-            out,
+        ));
+        say::out(&format!(
             "after 2x downscale       energy kept {:.2}",
             c.downscale2x_energy_kept
-        )?;
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -304,11 +465,11 @@ fn keygen(args: KeygenArgs) -> anyhow::Result<ExitCode> {
             batch::io_reason(&e)
         );
     }
-    eprintln!(
+    say::err(&format!(
         "wrote {} (fingerprint {}). Keep it secret and backed up: without it no mark can be read.",
         path.display(),
         key.fingerprint()
-    );
+    ));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -341,16 +502,15 @@ fn detect(args: DetectArgs) -> anyhow::Result<ExitCode> {
         })
         .collect();
     let mut all_verified = true;
-    let mut out = std::io::stdout().lock();
     for result in results {
         let (path, found, ms) = match result {
             Ok(r) => r,
             Err(message) => {
                 all_verified = false;
                 if args.json {
-                    writeln!(out, "{}", serde_json::json!({ "error": message }))?;
+                    say::record(&serde_json::json!({ "error": message }).to_string());
                 } else {
-                    eprintln!("error: {message}");
+                    say::err(&format!("error: {message}"));
                 }
                 continue;
             }
@@ -371,22 +531,17 @@ fn detect(args: DetectArgs) -> anyhow::Result<ExitCode> {
                 record["payload_hex"] = id.hex().into();
                 record["id_bits"] = id.bits.into();
             }
-            writeln!(out, "{record}")?;
+            say::record(&record.to_string());
         } else {
-            match found.id {
-                Some(id) => writeln!(out, "{shown}: mark {id} (score {:.1}, CRC ok)", found.score)?,
-                None if found.crc_ok => writeln!(
-                    out,
+            say::out(&match found.id {
+                Some(id) => format!("{shown}: mark {id} (score {:.1}, CRC ok)", found.score),
+                None if found.crc_ok => format!(
                     "{shown}: no mark found (score {:.1} is under the threshold {})",
                     found.score,
                     photoshield::mark::THRESHOLD
-                )?,
-                None => writeln!(
-                    out,
-                    "{shown}: no mark found (score {:.1}, no CRC match)",
-                    found.score
-                )?,
-            }
+                ),
+                None => format!("{shown}: no mark found (score {:.1}, no CRC match)", found.score),
+            });
         }
     }
     Ok(if all_verified {
@@ -394,4 +549,35 @@ fn detect(args: DetectArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `completions SHELL`: the completion script, generated from the same definitions as --help.
+fn completions(args: CompletionsArgs) -> anyhow::Result<ExitCode> {
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut Cli::command(), "photoshield", &mut script);
+    std::io::stdout().lock().write_all(&script)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `man [COMMAND]`: the manual page in roff, from the same definitions as --help.
+fn man(args: cli::ManArgs) -> anyhow::Result<ExitCode> {
+    let mut command = Cli::command();
+    command.build();
+    let page = match &args.command {
+        None => command,
+        Some(name) => {
+            let sub = command
+                .find_subcommand(name)
+                .ok_or_else(|| anyhow::anyhow!("{}: no such command", say::escape(name)))?
+                .clone();
+            let full = format!("photoshield-{}", sub.get_name());
+            // clap keeps names as static strings; this process prints one page and ends.
+            sub.name(&*Box::leak(full.into_boxed_str()))
+                .version(env!("CARGO_PKG_VERSION"))
+        }
+    };
+    let mut roff = Vec::new();
+    clap_mangen::Man::new(page).render(&mut roff)?;
+    std::io::stdout().lock().write_all(&roff)?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -24,9 +24,16 @@ pub struct Options {
     pub quality: u8,
     /// Keep the ICC colour profile (it changes how colours display). Default: `true`.
     pub keep_icc: bool,
-    /// Longest edge of the output in pixels; larger images are shrunk, smaller ones are left
-    /// alone. Default: `None` (keep the size).
+    /// Longest edge of the output in pixels, a notice band included; larger images are shrunk,
+    /// smaller ones are left alone. Default: `None` (keep the size).
     pub max_size: Option<u32>,
+    /// Widest output in pixels (Instagram keeps 1080); wider images are shrunk. Default: `None`.
+    pub max_width: Option<u32>,
+    /// The shapes a platform shows, as the narrowest and widest width / height (a notice band
+    /// counts as part of the height). A photo outside is cropped, centred, to the nearest one,
+    /// as the platform would crop it; otherwise it would cut the watermark or the notice.
+    /// Default: `None` (any shape).
+    pub aspect: Option<(f64, f64)>,
     /// Colour that transparent pixels are composited over when the output has no alpha (JPEG).
     /// Default: white.
     pub background: [u8; 3],
@@ -53,6 +60,8 @@ impl Default for Options {
             quality: 90,
             keep_icc: true,
             max_size: None,
+            max_width: None,
+            aspect: None,
             background: [255, 255, 255],
             watermark: Watermark::default(),
             rights: None,
@@ -79,12 +88,20 @@ impl Options {
                 self.quality
             )));
         }
-        if self.max_size == Some(0) {
+        if self.max_size == Some(0) || self.max_width == Some(0) {
             return Err(Error::Options("max size must be at least 1 pixel".into()));
+        }
+        if let Some((lo, hi)) = self.aspect {
+            if !(lo > 0.0 && lo <= hi && hi.is_finite()) {
+                return Err(Error::Options(format!(
+                    "the aspect range must be 0 < narrowest <= widest, not {lo} to {hi}"
+                )));
+            }
         }
         if let Some(p) = &self.perturb {
             p.validate()?;
         }
+        self.watermark.validate()?;
         if self.max_pixels == 0 {
             return Err(Error::Options("the pixel limit must be above 0".into()));
         }
@@ -92,13 +109,16 @@ impl Options {
     }
 }
 
-/// Sizes and formats that upload platforms keep without recompressing much.
+/// Sizes and formats that upload platforms keep without recompressing much. Each preset
+/// delivers at most what the platform stores (so it does not shrink it again) and never less
+/// (so it does not enlarge it); a notice band is counted inside the size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
-    /// Long edge 1080 px, JPEG q90: Instagram's feed width.
+    /// 1080 px wide, shapes from 4:5 (portrait) to 1.91:1 (landscape), JPEG q90: Instagram
+    /// stores feed photos 1080 px wide and crops any other shape.
     Instagram,
-    /// Long edge 2048 px, JPEG q90: Facebook's high-quality upload size.
+    /// Long edge 2048 px, JPEG q90: the largest size Facebook keeps.
     Facebook,
     /// Long edge 4096 px, JPEG q90: the largest photo X (Twitter) keeps.
     X,
@@ -107,19 +127,17 @@ pub enum Preset {
 }
 
 impl Preset {
-    /// (long edge, format, quality) of the preset.
-    pub fn settings(self) -> (u32, OutputFormat, u8) {
-        match self {
-            Preset::Instagram => (1080, OutputFormat::Jpeg, 90),
-            Preset::Facebook => (2048, OutputFormat::Jpeg, 90),
-            Preset::X => (4096, OutputFormat::Jpeg, 90),
-            Preset::Web => (2048, OutputFormat::WebP, 85),
-        }
-    }
-
+    /// Sets the preset's size limits, shapes, format and quality.
     pub fn apply(self, options: &mut Options) {
-        let (edge, format, quality) = self.settings();
-        options.max_size = Some(edge);
+        let (format, quality) = match self {
+            Preset::Web => (OutputFormat::WebP, 85),
+            _ => (OutputFormat::Jpeg, 90),
+        };
+        (options.max_size, options.max_width, options.aspect) = match self {
+            Preset::Instagram => (None, Some(1080), Some((4.0 / 5.0, 1.91))),
+            Preset::Facebook | Preset::Web => (Some(2048), None, None),
+            Preset::X => (Some(4096), None, None),
+        };
         options.format = Some(format);
         options.quality = quality;
     }

@@ -226,6 +226,111 @@ impl Pipeline {
         }
     }
 
+    /// The output size for an upright `width` x `height` photo: (photo width, photo height)
+    /// within the limits of the options with the notice band added under it. Never larger than
+    /// the photo; the aspect changes only to fit the preset's shapes.
+    pub fn fitted_size(&self, width: u32, height: u32, tokens: &Tokens) -> (u32, u32) {
+        let o = &self.options;
+        let band = |w: f64, h: f64| {
+            self.watermark.as_ref().map_or(0.0, |r| {
+                r.band_height(w.round().max(1.0) as u32, h.round().max(1.0) as u32, tokens) as f64
+            })
+        };
+        let (sw, sh) = (width as f64, height as f64);
+        // The part of the photo kept (cw x ch) and the scale it is drawn at. The band depends on
+        // the size and the size on the band: a few rounds settle both.
+        let (mut cw, mut ch, mut scale) = (sw, sh, 1.0f64);
+        for _ in 0..4 {
+            let b = band(cw * scale, ch * scale);
+            scale = 1.0f64;
+            if let Some(mw) = o.max_width {
+                scale = scale.min(mw as f64 / cw);
+            }
+            if let Some(edge) = o.max_size {
+                scale = scale.min(edge as f64 / cw).min((edge as f64 - b).max(1.0) / ch);
+            }
+            if let Some((lo, hi)) = o.aspect {
+                // The tallest crop the width allows, then the widest the height allows (from
+                // the whole photo each round, so a crop made for a larger band grows back).
+                ch = ((cw * scale / lo - b) / scale).clamp(1.0, sh);
+                cw = (hi * (ch * scale + b) / scale).clamp(1.0, sw);
+            }
+        }
+        let mut w = ((cw * scale).round() as u32).clamp(1, width);
+        let mut h = ((ch * scale).round() as u32).clamp(1, height);
+        // Rounding may leave the total a pixel over a limit: trim the photo.
+        let total = |w: u32, h: u32| h as f64 + band(w as f64, h as f64);
+        if let Some(mw) = o.max_width {
+            w = w.min(mw);
+        }
+        if let Some(edge) = o.max_size {
+            while total(w, h) > edge as f64 && h > 1 {
+                h -= 1;
+            }
+            w = w.min(edge);
+        }
+        if let Some((lo, _)) = o.aspect {
+            while (w as f64) < lo * total(w, h) - 1e-9 && h > 1 {
+                h -= 1;
+            }
+        }
+        (w, h)
+    }
+
+    /// Step 5: crops (centred) and resizes the upright photo to [`Pipeline::fitted_size`].
+    fn fit(&self, pixels: Pixels, tokens: &Tokens, notes: &mut Vec<String>) -> Result<Pixels> {
+        let o = &self.options;
+        let band = self
+            .watermark
+            .as_ref()
+            .map_or(0, |r| r.band_height(pixels.width, pixels.height, tokens));
+        if o.max_width.is_none() && o.aspect.is_none() && band == 0 {
+            // A long edge alone: the plain aspect-keeping resize.
+            return match o.max_size {
+                Some(edge) => resize::fit_long_edge(pixels, edge),
+                None => Ok(pixels),
+            };
+        }
+        if o.max_size.is_none() && o.max_width.is_none() && o.aspect.is_none() {
+            return Ok(pixels);
+        }
+        let (sw, sh) = (pixels.width, pixels.height);
+        let (w, h) = self.fitted_size(sw, sh, tokens);
+        // The centred crop of the photo with the output's shape (the whole photo when the
+        // shape is kept, up to rounding).
+        let (mut cw, mut ch) = (sw, sh);
+        let (wide_src, wide_out) = (sw as u64 * h as u64, w as u64 * sh as u64);
+        if wide_src.abs_diff(wide_out) > (sw.max(sh) as u64) {
+            if wide_src > wide_out {
+                cw = ((sh as f64 * w as f64 / h as f64).round() as u32).clamp(1, sw);
+            } else {
+                ch = ((sw as f64 * h as f64 / w as f64).round() as u32).clamp(1, sh);
+            }
+            notes.push(format!(
+                "cropped to {cw}x{ch} of {sw}x{sh} (centred): the preset's platform shows shapes from {:.2} to {:.2} (width / height){}",
+                o.aspect.map_or(0.0, |a| a.0),
+                o.aspect.map_or(0.0, |a| a.1),
+                if band > 0 { ", the notice band included" } else { "" }
+            ));
+        }
+        if (cw, ch, w, h) == (sw, sh, sw, sh) {
+            return Ok(pixels);
+        }
+        let cropped = if (cw, ch) == (sw, sh) {
+            pixels
+        } else {
+            let c = crop(&pixels, (sw - cw) / 2, (sh - ch) / 2, cw, ch);
+            crate::pixels::recycle(pixels.data);
+            c
+        };
+        if (w, h) == (cw, ch) {
+            return Ok(cropped);
+        }
+        let out = resize::resize_exact(&cropped, w, h)?;
+        crate::pixels::recycle(cropped.data);
+        Ok(out)
+    }
+
     /// Protects one image: read, decode, orient, strip, resize, encode.
     pub fn process(&self, bytes: &[u8], ctx: &FileContext) -> Result<Processed> {
         let o = &self.options;
@@ -266,16 +371,13 @@ impl Pipeline {
             .into_iter()
             .filter(|f| !(f.kind == Kind::Icc && icc.is_some()))
             .collect();
-        // 5. Resize.
-        let mut pixels = match o.max_size {
-            Some(edge) => resize::fit_long_edge(pixels, edge)?,
-            None => pixels,
-        };
         // Token values for the watermark and the rights notice, read once.
         let tokens = self.tokens(decoded.exif.as_deref(), ctx);
+        // 5. Resize (and crop to the platform's shapes), the notice band inside the budget.
+        let mut pixels = self.fit(pixels, &tokens, &mut notes)?;
         // 6. Watermark, logo and notice.
         if let Some(renderer) = &self.watermark {
-            pixels = renderer.apply(pixels, &tokens)?;
+            pixels = renderer.apply_noting(pixels, &tokens, &mut notes)?;
         }
         // 7. Perturb, after the last change of size and content.
         let mut quality = o.quality;
@@ -329,4 +431,18 @@ impl Pipeline {
             },
         })
     }
+}
+
+/// The `w` x `h` rectangle of `pixels` whose top-left corner is (`x`, `y`).
+fn crop(pixels: &Pixels, x: u32, y: u32, w: u32, h: u32) -> Pixels {
+    let ch = pixels.channels();
+    let stride = pixels.stride();
+    let row = w as usize * ch;
+    let mut data = crate::pixels::image_buffer(row * h as usize);
+    data.clear();
+    for r in y as usize..(y + h) as usize {
+        let start = r * stride + x as usize * ch;
+        data.extend_from_slice(&pixels.data[start..start + row]);
+    }
+    Pixels::new(w, h, pixels.layout, data)
 }

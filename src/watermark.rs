@@ -154,6 +154,40 @@ impl Default for Watermark {
 }
 
 impl Watermark {
+    /// Checks the ranges of every setting, whether or not anything is drawn: a wrong value is
+    /// an error even when the text it would style is missing.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Options(m));
+        if !(self.size > 0.0 && self.size <= 50.0) {
+            return bad(format!(
+                "watermark size must be above 0 and at most 50 percent, not {}",
+                self.size
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.opacity) {
+            return bad(format!("opacity must be between 0 and 1, not {}", self.opacity));
+        }
+        if !(self.logo_size > 0.0 && self.logo_size <= 100.0) {
+            return bad(format!(
+                "logo size must be above 0 and at most 100 percent of the shorter side, not {}",
+                self.logo_size
+            ));
+        }
+        if !(0.0..=25.0).contains(&self.margin) {
+            return bad(format!("margin must be 0 to 25 percent, not {}", self.margin));
+        }
+        if !((0.0..=20.0).contains(&self.spacing) && self.angle.is_finite()) {
+            return bad("tile spacing must be 0 to 20 text heights and the angle a number".into());
+        }
+        if self.min_px < 1.0 {
+            return bad("the minimum text size must be at least 1 pixel".into());
+        }
+        if self.logo_position == Position::Tile {
+            return bad("a logo cannot be tiled; choose one of the nine positions".into());
+        }
+        Ok(())
+    }
+
     /// True when there is anything to draw.
     pub fn is_active(&self) -> bool {
         self.text.is_some() || self.logo.is_some() || self.notice.is_some()
@@ -619,37 +653,8 @@ pub struct Renderer {
 impl Renderer {
     /// Checks the settings and prepares the font and logo.
     pub fn new(settings: &Watermark) -> Result<Renderer> {
+        settings.validate()?;
         let bad = |m: String| Err(Error::Options(m));
-        if !(settings.size > 0.0 && settings.size <= 50.0) {
-            return bad(format!(
-                "watermark size must be above 0 and at most 50 percent, not {}",
-                settings.size
-            ));
-        }
-        if !(0.0..=1.0).contains(&settings.opacity) {
-            return bad(format!(
-                "opacity must be between 0 and 1, not {}",
-                settings.opacity
-            ));
-        }
-        if !(settings.logo_size > 0.0 && settings.logo_size <= 100.0) {
-            return bad(format!(
-                "logo size must be above 0 and at most 100 percent of the shorter side, not {}",
-                settings.logo_size
-            ));
-        }
-        if !(0.0..=25.0).contains(&settings.margin) {
-            return bad(format!("margin must be 0 to 25 percent, not {}", settings.margin));
-        }
-        if !((0.0..=20.0).contains(&settings.spacing) && settings.angle.is_finite()) {
-            return bad("tile spacing must be 0 to 20 text heights and the angle a number".into());
-        }
-        if settings.min_px < 1.0 {
-            return bad("the minimum text size must be at least 1 pixel".into());
-        }
-        if settings.logo_position == Position::Tile {
-            return bad("a logo cannot be tiled; choose one of the nine positions".into());
-        }
         let font = match &settings.font {
             None => FontArc::try_from_slice(BUNDLED_FONT)
                 .map_err(|e| Error::Options(format!("bundled font: {e}")))?,
@@ -780,21 +785,189 @@ impl Renderer {
 
     /// Draws the text, logo and notice onto `pixels`; a band notice makes the canvas taller.
     pub fn apply(&self, pixels: Pixels, tokens: &Tokens) -> Result<Pixels> {
+        self.apply_noting(pixels, tokens, &mut Vec::new())
+    }
+
+    /// [`Renderer::apply`], telling in `notes` what was shrunk, wrapped or left out to fit.
+    pub fn apply_noting(&self, pixels: Pixels, tokens: &Tokens, notes: &mut Vec<String>) -> Result<Pixels> {
         let mut pixels = pixels;
-        let placements = self.placements(&pixels, tokens)?;
+        let placements = self.placements_noting(&pixels, tokens, notes)?;
         blend_all(&mut pixels, &placements);
-        let s = &self.settings;
-        if let (Some(template), NoticeStyle::Band) = (&s.notice, s.notice_style) {
-            let text = self.printable(&expand(template, tokens));
-            let px = self.text_px(pixels.width.min(pixels.height), NOTICE_SCALE);
-            pixels = self.add_band(pixels, &text, px)?;
+        if let Some(band) = self.band_layout(pixels.width, pixels.height, tokens) {
+            match band {
+                Some(fitted) => {
+                    note_fit(notes, "notice", &fitted);
+                    pixels = self.add_band(pixels, &fitted)?;
+                }
+                None => notes.push(format!(
+                    "the notice does not fit a {} px wide band even at {} px on several lines; not drawn",
+                    pixels.width, self.settings.min_px
+                )),
+            }
         }
         Ok(pixels)
+    }
+
+    /// Height of the notice band added under a `width` x `height` photo (0 without one): what
+    /// a size budget must leave room for.
+    pub fn band_height(&self, width: u32, height: u32, tokens: &Tokens) -> u32 {
+        match self.band_layout(width, height, tokens) {
+            Some(Some(fitted)) => self.band_px(&fitted),
+            _ => 0,
+        }
+    }
+
+    /// The band notice's layout for a `width` x `height` photo: `None` without a band notice,
+    /// `Some(None)` when it cannot fit.
+    fn band_layout(&self, width: u32, height: u32, tokens: &Tokens) -> Option<Option<Fitted>> {
+        let s = &self.settings;
+        let (Some(template), NoticeStyle::Band) = (&s.notice, s.notice_style) else {
+            return None;
+        };
+        let text = self.printable(&expand(template, tokens));
+        let px = self.text_px(width.min(height), NOTICE_SCALE);
+        // The band's text keeps half a text height of dark band on each side.
+        Some(self.fit_text(&text, px, width as f32 - px))
+    }
+
+    /// Band height for a fitted notice: its lines plus 0.8 of a text height.
+    fn band_px(&self, fitted: &Fitted) -> u32 {
+        let lines = fitted.text.lines().count().max(1) as f32;
+        let scaled = self.font.as_scaled(PxScale::from(fitted.px));
+        let line_height = scaled.height() + scaled.line_gap();
+        (fitted.px * 1.8 + line_height * (lines - 1.0)).round() as u32
+    }
+
+    /// Width in pixels of the visible text (widest line, with outline and shadow) at `px`.
+    fn text_width(&self, text: &str, px: f32) -> f32 {
+        let scaled = self.font.as_scaled(PxScale::from(px));
+        let widest = text
+            .split('\n')
+            .map(|line| {
+                let mut x = 0.0f32;
+                let mut prev = None;
+                for ch in line.chars() {
+                    let id = self.font.glyph_id(ch);
+                    if let Some(p) = prev {
+                        x += scaled.kern(p, id);
+                    }
+                    x += scaled.h_advance(id);
+                    prev = Some(id);
+                }
+                x
+            })
+            .fold(0.0, f32::max);
+        let (outline_r, shadow_r, offset) = self.effect_sizes(px);
+        widest + 2.0 * (outline_r + shadow_r) as f32 + offset as f32
+    }
+
+    /// Height in pixels of `lines` lines of text at `px`, with outline and shadow.
+    fn text_height(&self, lines: usize, px: f32) -> f32 {
+        let scaled = self.font.as_scaled(PxScale::from(px));
+        let (outline_r, shadow_r, offset) = self.effect_sizes(px);
+        (scaled.height() + scaled.line_gap()) * lines as f32 - scaled.line_gap()
+            + 2.0 * (outline_r + shadow_r) as f32
+            + offset as f32
+    }
+
+    /// `text` laid out to fit `avail` pixels of width: at `px` when it fits; else shrunk, down
+    /// to the legible minimum (`min_px`); else, at that size, broken into lines at spaces.
+    /// `None` when a single word is wider than `avail` even then: the text is never clipped.
+    fn fit_text(&self, text: &str, px: f32, avail: f32) -> Option<Fitted> {
+        let fits = |t: &str, px: f32| self.text_width(t, px) <= avail;
+        if fits(text, px) {
+            return Some(Fitted {
+                text: text.to_string(),
+                px,
+                shrunk_from: None,
+                wrapped: false,
+            });
+        }
+        let min = self.settings.min_px.min(px);
+        // Width grows about linearly with the size: start from the proportional guess.
+        let mut size = (px * avail / self.text_width(text, px)).floor().clamp(min, px);
+        while size > min && !fits(text, size) {
+            size = (size - 1.0).max(min);
+        }
+        if fits(text, size) {
+            return Some(Fitted {
+                text: text.to_string(),
+                px: size,
+                shrunk_from: Some(px),
+                wrapped: false,
+            });
+        }
+        let mut lines: Vec<String> = Vec::new();
+        for paragraph in text.split('\n') {
+            let mut line = String::new();
+            for word in paragraph.split(' ').filter(|w| !w.is_empty()) {
+                let candidate = if line.is_empty() {
+                    word.to_string()
+                } else {
+                    format!("{line} {word}")
+                };
+                if fits(&candidate, min) {
+                    line = candidate;
+                } else if line.is_empty() {
+                    return None;
+                } else {
+                    lines.push(std::mem::replace(&mut line, word.to_string()));
+                    if !fits(&line, min) {
+                        return None;
+                    }
+                }
+            }
+            lines.push(line);
+        }
+        Some(Fitted {
+            text: lines.join("\n"),
+            px: min,
+            shrunk_from: Some(px),
+            wrapped: true,
+        })
     }
 
     /// Every stamp drawn over the photo (text, logo, overlay notice) with its top-left corner,
     /// in drawing order. Nothing outside these rectangles changes.
     pub fn placements(&self, pixels: &Pixels, tokens: &Tokens) -> Result<Vec<(Arc<Stamp>, i64, i64)>> {
+        self.placements_noting(pixels, tokens, &mut Vec::new())
+    }
+
+    /// The text (or overlay notice) at a grid position, fitted to the image's width and height
+    /// within the margins; `None` (with a note) when it cannot fit.
+    fn fitted_anchored(
+        &self,
+        pixels: &Pixels,
+        what: &str,
+        text: &str,
+        px: f32,
+        margin: i64,
+        notes: &mut Vec<String>,
+    ) -> Option<Fitted> {
+        let avail = pixels.width as f32 - 2.0 * margin as f32;
+        let tall = pixels.height as f32 - 2.0 * margin as f32;
+        match self.fit_text(text, px, avail) {
+            Some(f) if self.text_height(f.text.lines().count().max(1), f.px) <= tall => {
+                note_fit(notes, what, &f);
+                Some(f)
+            }
+            _ => {
+                notes.push(format!(
+                    "the {what} does not fit the {}x{} image even at {} px on several lines; not drawn",
+                    pixels.width, pixels.height, self.settings.min_px
+                ));
+                None
+            }
+        }
+    }
+
+    /// [`Renderer::placements`], telling in `notes` what was shrunk, wrapped or left out.
+    pub fn placements_noting(
+        &self,
+        pixels: &Pixels,
+        tokens: &Tokens,
+        notes: &mut Vec<String>,
+    ) -> Result<Vec<(Arc<Stamp>, i64, i64)>> {
         let s = &self.settings;
         let short = pixels.width.min(pixels.height);
         let margin = (short as f32 * s.margin / 100.0).round() as i64;
@@ -803,7 +976,12 @@ impl Renderer {
             let text = self.printable(&expand(template, tokens));
             let px = self.text_px(short, 1.0);
             match s.position.anchor() {
-                Some((ax, ay)) => placements.push(self.anchored(pixels, &text, px, ax, ay, margin)?),
+                Some((ax, ay)) => {
+                    if let Some(f) = self.fitted_anchored(pixels, "watermark text", &text, px, margin, notes)
+                    {
+                        placements.push(self.anchored(pixels, &f.text, f.px, ax, ay, margin)?);
+                    }
+                }
                 None => self.tile(pixels, &text, px, &mut placements)?,
             }
         }
@@ -815,7 +993,9 @@ impl Renderer {
         if let (Some(template), NoticeStyle::Overlay) = (&s.notice, s.notice_style) {
             let text = self.printable(&expand(template, tokens));
             let px = self.text_px(short, NOTICE_SCALE);
-            placements.push(self.anchored(pixels, &text, px, 1, 2, margin / 2)?);
+            if let Some(f) = self.fitted_anchored(pixels, "notice", &text, px, margin / 2, notes) {
+                placements.push(self.anchored(pixels, &f.text, f.px, 1, 2, margin / 2)?);
+            }
         }
         Ok(placements)
     }
@@ -850,9 +1030,19 @@ impl Renderer {
         };
         let short = pixels.width.min(pixels.height);
         let text = self.printable(&expand(template, tokens));
-        let px = self.text_px(short, 1.0);
-        let mask = rasterise(&self.font, &text, px, ax, self.pad(px))?;
         let margin = (short as f32 * s.margin / 100.0).round() as i64;
+        let Some(f) = self.fitted_anchored(
+            pixels,
+            "",
+            &text,
+            self.text_px(short, 1.0),
+            margin,
+            &mut Vec::new(),
+        ) else {
+            return Ok(None);
+        };
+        let (text, px) = (f.text, f.px);
+        let mask = rasterise(&self.font, &text, px, ax, self.pad(px))?;
         let (x, y) = anchor_xy(pixels, mask.width, mask.height, ax, ay, margin);
         Ok(Some((mask, x, y)))
     }
@@ -952,9 +1142,9 @@ impl Renderer {
     }
 
     /// Adds a dark band under the image with the notice centred in it.
-    fn add_band(&self, pixels: Pixels, text: &str, px: f32) -> Result<Pixels> {
-        let stamp = self.stamp(text, px, 1, Ink::Light, 0.0, pixels.channels())?;
-        let band_h = (px * 1.8).round() as u32;
+    fn add_band(&self, pixels: Pixels, fitted: &Fitted) -> Result<Pixels> {
+        let stamp = self.stamp(&fitted.text, fitted.px, 1, Ink::Light, 0.0, pixels.channels())?;
+        let band_h = self.band_px(fitted);
         let (w, h) = (pixels.width, pixels.height);
         let ch = pixels.channels();
         let mut data = pixels.data;
@@ -968,6 +1158,32 @@ impl Renderer {
         let y = h as i64 + (band_h as i64 - stamp.height as i64) / 2;
         blend_all(&mut out, &[(stamp, x, y)]);
         Ok(out)
+    }
+}
+
+/// A text laid out to fit: its lines (joined by `\n`) and its size.
+struct Fitted {
+    text: String,
+    px: f32,
+    /// The size asked for, when the text had to be made smaller.
+    shrunk_from: Option<f32>,
+    wrapped: bool,
+}
+
+/// Says what fitting did to a text, if anything.
+fn note_fit(notes: &mut Vec<String>, what: &str, f: &Fitted) {
+    if let Some(from) = f.shrunk_from {
+        let lines = f.text.lines().count();
+        notes.push(if f.wrapped && f.px >= from {
+            format!("the {what} was too wide: broken into {lines} lines")
+        } else if f.wrapped {
+            format!(
+                "the {what} was too wide: set at {} px instead of {from} and broken into {lines} lines",
+                f.px
+            )
+        } else {
+            format!("the {what} was too wide: set at {} px instead of {from}", f.px)
+        });
     }
 }
 

@@ -401,11 +401,33 @@ pub fn sample_photos() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-/// Says plainly that a check was skipped: written straight to stderr, past the test harness's
-/// output capture, so `cargo test` shows it.
+/// Whether a value of the `CI` variable means "this is CI": set, and not empty, `0` or
+/// `false` (the convention of GitHub Actions, GitLab and most CI systems).
+pub fn ci_says(value: Option<&str>) -> bool {
+    value.is_some_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+}
+
+/// True in CI (`.ci/run` sets `CI=1`), where every test must run.
+pub fn in_ci() -> bool {
+    ci_says(std::env::var("CI").ok().as_deref())
+}
+
+/// A check that cannot run here (no corpus, no exiftool, running as root). On a plain clone it
+/// says so plainly, written straight to stderr past the harness's output capture so `cargo
+/// test` shows it; in CI it fails the test: CI never skips silently.
 pub fn skip(message: &str) {
     use std::io::Write;
+    if in_ci() {
+        panic!("CI is set but this check cannot run: {message}");
+    }
     let _ = writeln!(std::io::stderr(), "SKIPPED: {message}");
+}
+
+/// A part of a test that does not apply to this machine by design (the baseline run on an
+/// emulated CPU without AVX2 in CI): said, never a failure.
+pub fn not_applicable(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "NOT APPLICABLE: {message}");
 }
 
 /// Prints measured figures past the harness's output capture, so `cargo test` shows them.
