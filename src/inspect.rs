@@ -103,6 +103,7 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspection> {
         Format::Png => inspect_png(bytes, &mut ins),
         Format::WebP => inspect_webp(bytes, &mut ins),
         Format::Tiff => inspect_exif(bytes, &mut ins, None),
+        Format::Heif | Format::Jxl => inspect_boxes(bytes, format, &mut ins),
         Format::Gif => {
             for found in metadata::scan(bytes, format) {
                 let cat = if found.kind == Kind::Xmp {
@@ -144,6 +145,40 @@ fn inspect_isobmff(bytes: &[u8], what: &str) -> Inspection {
     ins
 }
 
+/// HEIC and JPEG XL: EXIF and XMP read like any other; every other part of the file
+/// (thumbnails, depth maps, gain maps, an embedded video) named from the box walk.
+fn inspect_boxes(bytes: &[u8], format: Format, ins: &mut Inspection) {
+    use crate::container::isobmff;
+    let parts = match format {
+        Format::Heif => isobmff::heif_parts(bytes),
+        _ => isobmff::jxl_parts(bytes),
+    };
+    for part in parts {
+        match (part.kind, part.data) {
+            (Kind::Exif, Some(data)) => {
+                // HEIF and JPEG XL put a 4-byte offset to the TIFF header first.
+                let skip = data.get(0..4).map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]) as usize);
+                match data.get(4usize.saturating_add(skip)..) {
+                    Some(tiff) => inspect_exif(tiff, ins, None),
+                    None => ins.add(Category::OtherMetadata, format!("damaged {}", part.detail), true),
+                }
+            }
+            (Kind::Xmp, Some(data)) => inspect_xmp(&data, ins),
+            (kind, _) => {
+                let category = match kind {
+                    Kind::Thumbnail => Category::Thumbnail,
+                    Kind::Auxiliary => Category::Mpf,
+                    Kind::Trailer => Category::Trailer,
+                    Kind::C2pa => Category::C2pa,
+                    Kind::Exif | Kind::Xmp => Category::Xmp,
+                    _ => Category::OtherMetadata,
+                };
+                ins.add(category, part.detail, true);
+            }
+        }
+    }
+}
+
 fn kind_name(kind: Kind) -> &'static str {
     match kind {
         Kind::Exif => "EXIF",
@@ -159,6 +194,7 @@ fn kind_name(kind: Kind) -> &'static str {
         Kind::Trailer => "data after the end of the image",
         Kind::TiffTags => "TIFF tags",
         Kind::Icc => "ICC profile",
+        Kind::Auxiliary => "auxiliary images",
     }
 }
 

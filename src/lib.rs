@@ -17,7 +17,9 @@
 pub mod batch;
 pub mod codec;
 pub mod compare;
+pub mod container;
 pub mod error;
+pub mod heif;
 pub mod inspect;
 pub mod isa;
 pub mod mark;

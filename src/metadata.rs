@@ -37,6 +37,8 @@ pub enum Kind {
     TiffTags,
     /// ICC colour profile. Kept by default: it changes how the colours are shown.
     Icc,
+    /// Images stored beside the photo (HEIF depth maps, HDR gain maps, secondary images).
+    Auxiliary,
 }
 
 /// The capture date (DateTimeOriginal, else DateTime) of an EXIF block, as (year, month, day).
@@ -125,6 +127,13 @@ pub fn scan(bytes: &[u8], format: Format) -> Vec<Found> {
             }
         }
         Format::Tiff => pieces.push((Kind::TiffTags, 0)),
+        Format::Heif | Format::Jxl => {
+            let parts = match format {
+                Format::Heif => crate::container::isobmff::heif_parts(bytes),
+                _ => crate::container::isobmff::jxl_parts(bytes),
+            };
+            pieces.extend(parts.into_iter().map(|p| (p.kind, p.bytes as usize)));
+        }
     }
     group(pieces)
 }
