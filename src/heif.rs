@@ -75,6 +75,10 @@ pub fn decode_jxl(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
     if isobmff::is_jxl_container(bytes) {
         isobmff::boxes(bytes, 0..bytes.len()).map_err(|e| fail(format, e))?;
     }
+    // The size is the codestream's first field: check it before jxl-oxide reads on (it parses
+    // the first frame's table of contents, sized by the image, before it returns the header).
+    let (w, h) = jxl_declared_size(bytes).ok_or_else(|| fail(format, "truncated file (no image header)"))?;
+    check_limits(format, w, h, limits)?;
     // The header is read before any frame: its size is checked before the frames are decoded.
     let mut uninit = JxlImage::builder().build_uninit();
     uninit.feed_bytes(bytes).map_err(|e| fail(format, e.to_string()))?;
@@ -133,5 +137,73 @@ pub fn jxl_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
     match uninit.try_init().ok()? {
         jxl_oxide::InitializeResult::Initialized(image) => Some((image.width(), image.height())),
         jxl_oxide::InitializeResult::NeedMoreData(_) => None,
+    }
+}
+
+/// The width and height a JPEG XL codestream declares (its `SizeHeader`, the first field after
+/// the signature), read directly so that the limit is checked before any decoder runs.
+pub fn jxl_declared_size(bytes: &[u8]) -> Option<(u64, u64)> {
+    let code: &[u8] = if isobmff::is_jxl_container(bytes) {
+        let top = isobmff::boxes(bytes, 0..bytes.len()).ok()?;
+        let b = top.iter().find(|b| matches!(&b.kind, b"jxlc" | b"jxlp"))?;
+        // A 'jxlp' piece starts with a 4-byte index.
+        let skip = if &b.kind == b"jxlp" { 4 } else { 0 };
+        bytes.get(b.body.start + skip..b.body.end)?
+    } else {
+        bytes
+    };
+    let code = code.strip_prefix(&[0xFF, 0x0A])?;
+    let mut pos = 0usize;
+    let mut bits = |n: usize| -> Option<u64> {
+        let mut v = 0u64;
+        for i in 0..n {
+            let byte = *code.get((pos + i) / 8)?;
+            v |= ((byte >> ((pos + i) % 8) & 1) as u64) << i;
+        }
+        pos += n;
+        Some(v)
+    };
+    let div8 = bits(1)? == 1;
+    let mut dimension = |bits: &mut dyn FnMut(usize) -> Option<u64>| -> Option<u64> {
+        if div8 {
+            Some((bits(5)? + 1) * 8)
+        } else {
+            let n = [9, 13, 18, 30][bits(2)? as usize];
+            Some(bits(n)? + 1)
+        }
+    };
+    let h = dimension(&mut bits)?;
+    let ratio = bits(3)?;
+    let w = match ratio {
+        0 => dimension(&mut bits)?,
+        r => {
+            let (num, den) = [(1, 1), (12, 10), (4, 3), (3, 2), (16, 9), (5, 4), (2, 1)][r as usize - 1];
+            h * num / den
+        }
+    };
+    Some((w, h))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jxl_declared_size_reads_both_size_header_forms() {
+        // cjxl's header of a 300x200 image: multiple-of-8 height, aspect ratio 3:2.
+        assert_eq!(jxl_declared_size(&[0xFF, 0x0A, 0x31, 0x41]), Some((300, 200)));
+        // Explicit 18-bit height and width: 100000 x 100000.
+        let mut bits: Vec<bool> = Vec::new();
+        let mut push = |v: u32, n: u32| (0..n).for_each(|i| bits.push(v >> i & 1 == 1));
+        push(0, 1);
+        push(2, 2);
+        push(99_999, 18);
+        push(0, 3);
+        push(2, 2);
+        push(99_999, 18);
+        let mut code = vec![0xFF, 0x0A];
+        code.extend(bits.chunks(8).map(|c| c.iter().enumerate().fold(0u8, |a, (i, &b)| a | (b as u8) << i)));
+        assert_eq!(jxl_declared_size(&code), Some((100_000, 100_000)));
+        assert_eq!(jxl_declared_size(&code[..5]), None, "truncated");
     }
 }
