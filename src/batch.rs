@@ -176,10 +176,15 @@ pub enum PlanError {
     Usage(String),
 }
 
-/// The jobs of a batch, plus the files the walk already failed on.
+/// The jobs of a batch, plus what the walk already decided (failures, and what it passed over
+/// with a reason: non-regular files, earlier outputs).
 pub struct Plan {
     jobs: Vec<Job>,
     walk_failures: Vec<FileRecord>,
+    /// Every input file of the plan, by identity: no output may ever replace one.
+    inputs: HashSet<FileId>,
+    /// Output folders this run creates, marked as photoshield's so a later run never reads them.
+    new_output_roots: Vec<PathBuf>,
 }
 
 impl Plan {
@@ -192,10 +197,110 @@ impl Plan {
         self.jobs.is_empty()
     }
 
-    /// Files that could not even be listed (symlink loops, unreadable folders).
+    /// Files that could not even be listed (symlink loops, unreadable folders), and what the
+    /// walk passed over with a reason (FIFOs and devices, earlier outputs).
     pub fn walk_failures(&self) -> &[FileRecord] {
         &self.walk_failures
     }
+}
+
+/// The name of the file photoshield leaves in an output folder it creates. A folder holding it
+/// is never read as input: its files are earlier outputs, not originals.
+pub const OUTPUT_MARKER: &str = ".photoshield-output";
+
+const OUTPUT_MARKER_TEXT: &[u8] =
+    b"This folder holds copies written by photoshield. photoshield never reads \
+it as input, so a later run over a parent folder does not protect these copies again.\n";
+
+/// A file's identity on its device (inode), or its canonical path where there are no inodes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum FileId {
+    #[cfg(unix)]
+    Inode(u64, u64),
+    #[cfg(not(unix))]
+    Path(PathBuf),
+}
+
+impl FileId {
+    fn of(path: &Path) -> Option<FileId> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            fs::metadata(path).ok().map(|m| FileId::Inode(m.dev(), m.ino()))
+        }
+        #[cfg(not(unix))]
+        {
+            path.canonicalize().ok().map(FileId::Path)
+        }
+    }
+}
+
+/// True for the temporary files photoshield writes before renaming them into place
+/// (`.photoshield-XXXXXX.tmp`): never inputs, and removed when found stale.
+pub fn is_temporary_file(name: &std::ffi::OsStr) -> bool {
+    let name = name.to_string_lossy();
+    name.strip_prefix(".photoshield-")
+        .and_then(|rest| rest.strip_suffix(".tmp"))
+        .is_some_and(|mid| mid.len() == 6 && mid.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// What a file found in a folder is, when it is not simply an input.
+fn passed_over(entry: &walkdir::DirEntry) -> Option<&'static str> {
+    let name = entry.file_name();
+    if is_temporary_file(name) {
+        return Some("photoshield temporary file");
+    }
+    if name == OUTPUT_MARKER {
+        return Some("photoshield output marker");
+    }
+    if name.to_string_lossy().contains(".protected.") {
+        return Some("an earlier photoshield output (NAME.protected.EXT), not read");
+    }
+    let kind = entry.file_type();
+    if kind.is_file() {
+        return None;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return Some("not a regular file (a FIFO), not read");
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return Some("not a regular file (a device), not read");
+        }
+        if kind.is_socket() {
+            return Some("not a regular file (a socket), not read");
+        }
+    }
+    Some("not a regular file, not read")
+}
+
+/// A folder that holds an earlier run's outputs: marked by photoshield, or named
+/// `NAME-protected` beside a folder `NAME` (the default output folder of `protect NAME`).
+fn is_output_folder(dir: &Path) -> bool {
+    if dir.join(OUTPUT_MARKER).is_file() {
+        return true;
+    }
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    name.strip_suffix("-protected")
+        .filter(|stem| !stem.is_empty())
+        .is_some_and(|stem| dir.with_file_name(stem).is_dir())
+}
+
+/// The first file under `dir` (following links), if any: what would be lost if outputs were
+/// written into it.
+fn first_file(dir: &Path) -> Option<PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(Result::ok)
+        .find(|e| !e.file_type().is_dir() && e.file_name() != OUTPUT_MARKER)
+        .map(walkdir::DirEntry::into_path)
 }
 
 /// Extensions that mark a file as meant to be an image, so a folder walk reports it when its
@@ -215,6 +320,7 @@ pub fn has_image_extension(path: &Path) -> bool {
 pub fn plan(inputs: &[Input], destination: &Destination) -> Result<Plan, PlanError> {
     let mut jobs = Vec::new();
     let mut walk_failures = Vec::new();
+    let mut new_output_roots = Vec::new();
     if inputs.is_empty() {
         return Err(PlanError::Usage("no input given".into()));
     }
@@ -260,13 +366,38 @@ pub fn plan(inputs: &[Input], destination: &Destination) -> Result<Plan, PlanErr
                     )))
                 }
             };
-            if resolve(&out_root) == resolve(path) {
+            let (out_resolved, in_resolved) = (resolve(&out_root), resolve(path));
+            if out_resolved == in_resolved {
                 return Err(PlanError::Usage(format!(
                     "{}: the output folder is the input folder; outputs would replace the originals",
                     path.display()
                 )));
             }
-            walk_folder(path, &out_root, &mut jobs, &mut walk_failures);
+            if in_resolved.starts_with(&out_resolved) {
+                return Err(PlanError::Usage(format!(
+                    "{}: the output folder {} contains the input folder; outputs could replace the originals",
+                    path.display(),
+                    out_root.display()
+                )));
+            }
+            // An output folder inside the input folder is passed over by the walk. That is only
+            // safe when it holds nothing but earlier outputs: otherwise its originals would be
+            // left out, and an output could replace one.
+            if out_resolved.starts_with(&in_resolved) && out_root.is_dir() && !is_output_folder(&out_root) {
+                if let Some(original) = first_file(&out_root) {
+                    return Err(PlanError::Usage(format!(
+                        "{}: the output folder {} is inside the input folder and holds files that \
+                         photoshield did not write ({}); choose an output folder outside the input",
+                        path.display(),
+                        out_root.display(),
+                        original.display()
+                    )));
+                }
+            }
+            if first_file(&out_root).is_none() && !new_output_roots.contains(&out_root) {
+                new_output_roots.push(out_root.clone());
+            }
+            walk_folder(path, Some(&out_root), &mut jobs, &mut walk_failures);
         } else {
             let target = match destination {
                 Destination::Beside => Target::Sibling(path.clone()),
@@ -287,7 +418,59 @@ pub fn plan(inputs: &[Input], destination: &Destination) -> Result<Plan, PlanErr
             });
         }
     }
-    Ok(Plan { jobs, walk_failures })
+    let inputs = jobs
+        .iter()
+        .filter_map(|j| match &j.source {
+            Input::Path(p) => FileId::of(p),
+            Input::Stdin => None,
+        })
+        .collect();
+    Ok(Plan {
+        jobs,
+        walk_failures,
+        inputs,
+        new_output_roots,
+    })
+}
+
+/// A file that `inspect` or `detect` reads.
+pub struct Listed {
+    pub path: PathBuf,
+    /// Found by walking a folder: a file that is not an image (and has no image extension) is
+    /// passed over rather than reported.
+    pub walked: bool,
+}
+
+/// The files `protect` would read from `paths`, by the same rules (folders walked in name
+/// order, earlier outputs and non-regular files passed over), and the walk's own records
+/// (failures, and what it passed over with the reason).
+pub fn list(paths: &[PathBuf]) -> Result<(Vec<Listed>, Vec<FileRecord>), PlanError> {
+    let mut jobs = Vec::new();
+    let mut records = Vec::new();
+    for path in paths {
+        let meta = fs::metadata(path).map_err(|_| PlanError::Missing(path.display().to_string()))?;
+        if meta.is_dir() {
+            walk_folder(path, None, &mut jobs, &mut records);
+        } else {
+            jobs.push(Job {
+                source: Input::Path(path.clone()),
+                rel: String::new(),
+                target: Target::Stdout,
+                walked: false,
+            });
+        }
+    }
+    let files = jobs
+        .into_iter()
+        .filter_map(|j| match j.source {
+            Input::Path(path) => Some(Listed {
+                path,
+                walked: j.walked,
+            }),
+            Input::Stdin => None,
+        })
+        .collect();
+    Ok((files, records))
 }
 
 fn sibling_folder(dir: &Path) -> Result<PathBuf, PlanError> {
@@ -328,15 +511,16 @@ fn resolve(path: &Path) -> PathBuf {
 }
 
 /// Walks a folder (following symbolic links, which walkdir checks for loops), in a stable
-/// order, skipping the output folder when it lies inside the input.
-fn walk_folder(root: &Path, out_root: &Path, jobs: &mut Vec<Job>, failures: &mut Vec<FileRecord>) {
-    let out_resolved = resolve(out_root);
-    let walker = walkdir::WalkDir::new(root)
+/// order. Passes over the output folder when it lies inside the input, folders of earlier
+/// outputs, photoshield's temporary files, and anything that is not a regular file (a FIFO
+/// would block the reader, a device never ends): each of those is reported, not processed.
+fn walk_folder(root: &Path, out_root: Option<&Path>, jobs: &mut Vec<Job>, records: &mut Vec<FileRecord>) {
+    let out_resolved = out_root.map(resolve);
+    let mut walker = walkdir::WalkDir::new(root)
         .follow_links(true)
         .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|e| !(e.file_type().is_dir() && resolve(e.path()) == out_resolved));
-    for entry in walker {
+        .into_iter();
+    while let Some(entry) = walker.next() {
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
@@ -346,11 +530,35 @@ fn walk_folder(root: &Path, out_root: &Path, jobs: &mut Vec<Job>, failures: &mut
                 } else {
                     e.io_error().map(io_reason).unwrap_or_else(|| e.to_string())
                 };
-                failures.push(FileRecord::new(path, Status::Failed, Some(reason)));
+                records.push(FileRecord::new(path, Status::Failed, Some(reason)));
                 continue;
             }
         };
         if entry.file_type().is_dir() {
+            if entry.depth() == 0 {
+                continue;
+            }
+            if out_resolved.as_ref() == Some(&resolve(entry.path())) {
+                walker.skip_current_dir();
+            } else if is_output_folder(entry.path()) {
+                records.push(FileRecord::new(
+                    entry.path().display().to_string(),
+                    Status::Skipped,
+                    Some("a folder of earlier photoshield outputs, not read".into()),
+                ));
+                walker.skip_current_dir();
+            }
+            continue;
+        }
+        if let Some(reason) = passed_over(&entry) {
+            // The marker and temporary files are photoshield's own: nothing to report.
+            if !is_temporary_file(entry.file_name()) && entry.file_name() != OUTPUT_MARKER {
+                records.push(FileRecord::new(
+                    entry.path().display().to_string(),
+                    Status::Skipped,
+                    Some(reason.into()),
+                ));
+            }
             continue;
         }
         let rel_path = entry.path().strip_prefix(root).unwrap_or(entry.path());
@@ -365,7 +573,10 @@ fn walk_folder(root: &Path, out_root: &Path, jobs: &mut Vec<Job>, failures: &mut
         jobs.push(Job {
             source: Input::Path(entry.path().to_path_buf()),
             rel,
-            target: Target::Mirror(out_root.join(rel_path)),
+            target: match out_root {
+                Some(out_root) => Target::Mirror(out_root.join(rel_path)),
+                None => Target::Stdout,
+            },
             walked: true,
         });
     }
@@ -448,12 +659,19 @@ pub fn run(
     }
     // Two inputs must not write the same output: the first one claims it.
     let claimed = Mutex::new(HashSet::new());
+    let folders = OutputFolders::new(plan.new_output_roots);
+    let inputs = &plan.inputs;
     let work = |job: &Job| {
         if cancel.load(Ordering::Relaxed) {
             return;
         }
         let started = Instant::now();
-        let mut r = process_job(job, pipeline, options, &claimed, cancel);
+        let shared = Shared {
+            claimed: &claimed,
+            inputs,
+            folders: &folders,
+        };
+        let mut r = process_job(job, pipeline, options, &shared, cancel);
         r.ms = started.elapsed().as_secs_f64() * 1e3;
         record(r);
     };
@@ -483,11 +701,85 @@ fn display_input(job: &Job) -> String {
     }
 }
 
+/// What the jobs of one run share.
+struct Shared<'a> {
+    /// Outputs claimed so far.
+    claimed: &'a Mutex<HashSet<PathBuf>>,
+    /// Every input file: no output may replace one.
+    inputs: &'a HashSet<FileId>,
+    folders: &'a OutputFolders,
+}
+
+/// Housekeeping of the folders outputs go into, done once per folder at its first write: the
+/// marker in an output folder this run creates, and stale temporary files of killed runs.
+struct OutputFolders {
+    new_roots: Vec<PathBuf>,
+    done: Mutex<HashSet<PathBuf>>,
+}
+
+/// A temporary file older than this was left by a run that was killed (a write takes seconds).
+const STALE_TEMPORARY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+impl OutputFolders {
+    fn new(new_roots: Vec<PathBuf>) -> OutputFolders {
+        OutputFolders {
+            new_roots,
+            done: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Called after `path` was written.
+    fn written(&self, path: &Path) {
+        let Some(dir) = path.parent() else { return };
+        if !self
+            .done
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(dir.to_path_buf())
+        {
+            return;
+        }
+        remove_stale_temporaries(dir);
+        for root in &self.new_roots {
+            if path.starts_with(root)
+                && self
+                    .done
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(root.join(OUTPUT_MARKER))
+            {
+                // Best effort: without the marker a later run still refuses to overwrite an input.
+                let _ = write_atomic(&root.join(OUTPUT_MARKER), OUTPUT_MARKER_TEXT, IfExists::Skip);
+            }
+        }
+    }
+}
+
+/// Removes `.photoshield-XXXXXX.tmp` files in `dir` that a killed run left behind.
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.filter_map(Result::ok) {
+        if !is_temporary_file(&entry.file_name()) {
+            continue;
+        }
+        let stale = entry
+            .metadata()
+            .ok()
+            .filter(fs::Metadata::is_file)
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_TEMPORARY);
+        if stale {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 fn process_job(
     job: &Job,
     pipeline: &Pipeline,
     options: &BatchOptions,
-    claimed: &Mutex<HashSet<PathBuf>>,
+    shared: &Shared,
     cancel: &AtomicBool,
 ) -> FileRecord {
     let input = display_input(job);
@@ -518,7 +810,8 @@ fn process_job(
     let out_path = output_path(&job.target, out_format);
     if let Some(out) = &out_path {
         // Every output of a plan derives from one mapping, so equal paths are spelled equally.
-        if !claimed
+        if !shared
+            .claimed
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(out.clone())
@@ -533,6 +826,12 @@ fn process_job(
                         out.display()
                     ));
                 }
+            }
+            if FileId::of(out).is_some_and(|id| shared.inputs.contains(&id)) {
+                return fail(format!(
+                    "output {} is one of the inputs and is never replaced; choose another -o",
+                    out.display()
+                ));
             }
             if options.if_exists != IfExists::Overwrite {
                 return exists_record(input, out, options.if_exists, bytes.len());
@@ -579,7 +878,12 @@ fn process_job(
         None => write_stdout(&parts).map(|_| true),
     };
     let mut r = match written {
-        Ok(true) => FileRecord::new(input, Status::Written, None),
+        Ok(true) => {
+            if let Some(path) = &out_path {
+                shared.folders.written(path);
+            }
+            FileRecord::new(input, Status::Written, None)
+        }
         Ok(false) => {
             // Another process created the output meanwhile.
             return exists_record(
@@ -626,18 +930,24 @@ fn exists_record(input: String, out: &Path, policy: IfExists, bytes_in: usize) -
     r
 }
 
-/// Reads an input whole, refusing files far larger than any image under the pixel limit could be.
+/// Reads a file whole, as [`read_input`] does for `protect` under the default pixel limit.
+pub fn read_file(path: &Path) -> Result<Vec<u8>, String> {
+    read_input(
+        &Input::Path(path.to_path_buf()),
+        crate::Options::default().max_pixels,
+    )
+}
+
+/// Reads an input whole, refusing files far larger than any image under the pixel limit could be
+/// (8 bytes per pixel: the largest input this reads is documented in the README).
 fn read_input(source: &Input, max_pixels: u64) -> Result<Vec<u8>, String> {
     let cap = max_pixels.saturating_mul(8).max(64 << 20);
     let mut bytes = Vec::new();
     let result = match source {
         Input::Stdin => io::stdin().lock().take(cap + 1).read_to_end(&mut bytes),
         Input::Path(p) => {
-            let file = fs::File::open(p).map_err(|e| io_reason(&e))?;
+            let file = open_regular(p)?;
             let meta = file.metadata().map_err(|e| io_reason(&e))?;
-            if meta.is_dir() {
-                return Err("is a folder".into());
-            }
             if meta.len() > cap {
                 return Err(format!(
                     "file is {} MB, larger than any image within the pixel limit",
@@ -653,6 +963,39 @@ fn read_input(source: &Input, max_pixels: u64) -> Result<Vec<u8>, String> {
         return Err("input is larger than any image within the pixel limit".into());
     }
     Ok(bytes)
+}
+
+/// Opens `path` for reading if it is a regular file. A FIFO or a device is refused without
+/// being read: opening a FIFO would wait for a writer, and `/dev/zero` never ends. The file is
+/// opened without blocking and checked again once open, so a swap after the first look cannot
+/// make the reader wait either.
+pub fn open_regular(path: &Path) -> Result<fs::File, String> {
+    let meta = fs::metadata(path).map_err(|e| io_reason(&e))?;
+    let kind = |m: &fs::Metadata| -> Option<String> {
+        if m.is_file() {
+            None
+        } else if m.is_dir() {
+            Some("is a folder".into())
+        } else {
+            Some("not a regular file (a FIFO, device or socket); not read".into())
+        }
+    };
+    if let Some(why) = kind(&meta) {
+        return Err(why);
+    }
+    let mut open = fs::OpenOptions::new();
+    open.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        open.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = open.open(path).map_err(|e| io_reason(&e))?;
+    let meta = file.metadata().map_err(|e| io_reason(&e))?;
+    match kind(&meta) {
+        Some(why) => Err(why),
+        None => Ok(file),
+    }
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same folder, then renames it into

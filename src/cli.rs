@@ -133,18 +133,58 @@ pub struct DetectArgs {
     pub json: bool,
 }
 
-/// Reads a key file, with the file named in every error.
+/// A key file is one line of text; anything much larger is not a key.
+const MAX_KEY_FILE: u64 = 1024;
+
+/// Reads a key file, with the file named in every error. Only a small regular file is read (a
+/// FIFO or `/dev/zero` given as the key would block or never end), and a key that other users
+/// can read or change gets a warning, as ssh gives for its private keys.
 pub fn read_key(path: &Path) -> anyhow::Result<photoshield::mark::Key> {
-    let text = std::fs::read(path).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot read key file {}: {}",
-            path.display(),
-            photoshield::batch::io_reason(&e)
-        )
-    })?;
+    use std::io::Read;
+    let cannot = |why: String| anyhow::anyhow!("cannot read key file {}: {why}", path.display());
+    let file = photoshield::batch::open_regular(path).map_err(cannot)?;
+    let meta = file
+        .metadata()
+        .map_err(|e| cannot(photoshield::batch::io_reason(&e)))?;
+    if meta.len() > MAX_KEY_FILE {
+        return Err(cannot(format!(
+            "{} bytes, too large for a key file (a key is one line of text)",
+            meta.len()
+        )));
+    }
+    warn_if_exposed(path, &meta);
+    let mut text = Vec::new();
+    file.take(MAX_KEY_FILE + 1)
+        .read_to_end(&mut text)
+        .map_err(|e| cannot(photoshield::batch::io_reason(&e)))?;
     let text = String::from_utf8(text)
         .map_err(|_| anyhow::anyhow!("{}: not a photoshield key file (not text)", path.display()))?;
     photoshield::mark::Key::parse(&text).map_err(|why| anyhow::anyhow!("{}: {why}", path.display()))
+}
+
+/// Warns when a key file can be read or written by other users.
+fn warn_if_exposed(path: &Path, meta: &std::fs::Metadata) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            let what = if mode & 0o022 != 0 {
+                "can be changed by other users"
+            } else {
+                "can be read by other users"
+            };
+            eprintln!(
+                "warning: key file {} {what} (mode {:o}); anyone who reads it can find and forge \
+                 your marks. Fix with: chmod 600 {}",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, meta);
 }
 
 #[derive(Debug, Args)]

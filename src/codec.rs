@@ -206,6 +206,9 @@ pub struct Decoded {
     pub frames: Option<u32>,
     /// True when the source had more than 8 bits per channel (it is reduced to 8).
     pub high_bit_depth: bool,
+    /// True when the source's colour profile was left out: larger than any real profile, or
+    /// corrupt.
+    pub icc_dropped: bool,
 }
 
 /// Decodes `bytes` (whose format `sniff` returned) under `limits`.
@@ -276,10 +279,27 @@ fn decode_jpeg(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
         exif,
         frames: None,
         high_bit_depth: false,
+        icc_dropped: false,
     })
 }
 
+/// A PNG without its `iCCP` chunk when that chunk would inflate past any real profile (the
+/// PNG decoder inflates it whole before the first pixel), so that a few kilobytes cannot claim
+/// a gigabyte. `None` when the PNG can be decoded as it is.
+fn png_without_oversized_iccp(bytes: &[u8]) -> Option<Vec<u8>> {
+    let iccp = crate::metadata::png_chunks(bytes).find(|c| &c.kind == b"iCCP")?;
+    crate::metadata::png_iccp_profile(iccp.data).err()?;
+    Some([&bytes[..iccp.offset], &bytes[iccp.end..]].concat())
+}
+
 fn decode_with_image(bytes: &[u8], format: Format, limits: DecodeLimits) -> Result<Decoded> {
+    if format == Format::Png {
+        if let Some(without) = png_without_oversized_iccp(bytes) {
+            let mut decoded = decode_with_image(&without, format, limits)?;
+            decoded.icc_dropped = true;
+            return Ok(decoded);
+        }
+    }
     let fail = |reason: String| Error::Decode { format, reason };
     let image_format = match format {
         Format::Png => ImageFormat::Png,
@@ -318,6 +338,7 @@ fn decode_with_image(bytes: &[u8], format: Format, limits: DecodeLimits) -> Resu
         exif,
         frames: animation_frames(bytes, format).filter(|&n| n > 1),
         high_bit_depth,
+        icc_dropped: false,
     })
 }
 

@@ -65,6 +65,7 @@ pub fn decode_heic(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
         exif: heif.exif(bytes),
         frames: None,
         high_bit_depth,
+        icc_dropped: false,
     })
 }
 
@@ -127,6 +128,7 @@ pub fn decode_jxl(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
         exif: isobmff::jxl_exif(bytes),
         frames: (frames > 1).then_some(frames as u32),
         high_bit_depth,
+        icc_dropped: false,
     })
 }
 
@@ -164,7 +166,7 @@ pub fn jxl_declared_size(bytes: &[u8]) -> Option<(u64, u64)> {
         Some(v)
     };
     let div8 = bits(1)? == 1;
-    let mut dimension = |bits: &mut dyn FnMut(usize) -> Option<u64>| -> Option<u64> {
+    let dimension = |bits: &mut dyn FnMut(usize) -> Option<u64>| -> Option<u64> {
         if div8 {
             Some((bits(5)? + 1) * 8)
         } else {

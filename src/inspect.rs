@@ -179,6 +179,44 @@ fn inspect_boxes(bytes: &[u8], format: Format, ins: &mut Inspection) {
     }
 }
 
+/// Reports a colour profile with its text fields. It is a leak when its text may identify a
+/// person or device (`protect` and `strip` replace that text), or when it is larger than any
+/// real profile (they drop it).
+fn inspect_icc(what: &str, profile: &[u8], ins: &mut Inspection) {
+    if profile.len() > crate::icc::MAX_PROFILE {
+        ins.add(
+            Category::OtherMetadata,
+            format!(
+                "{what} of {} KB, larger than any real profile",
+                profile.len() >> 10
+            ),
+            true,
+        );
+        return;
+    }
+    let fields: Vec<String> = crate::icc::text_fields(profile)
+        .into_iter()
+        .map(|(tag, text)| format!("{tag} \"{}\"", printable(text.as_bytes(), 60)))
+        .collect();
+    let detail = match fields.is_empty() {
+        true => format!("{what} ({} bytes)", profile.len()),
+        false => format!("{what} ({} bytes): {}", profile.len(), fields.join(", ")),
+    };
+    ins.add(Category::Icc, detail, crate::icc::has_identifying_text(profile));
+}
+
+/// Reports bytes a kept piece carries past its defined fields: nothing a reader uses, a place
+/// to hide anything.
+fn unknown_data(ins: &mut Inspection, extra: usize, place: &str) {
+    if extra > 0 {
+        ins.add(
+            Category::OtherMetadata,
+            format!("{extra} bytes of unknown data in {place}"),
+            true,
+        );
+    }
+}
+
 fn kind_name(kind: Kind) -> &'static str {
     match kind {
         Kind::Exif => "EXIF",
@@ -207,8 +245,29 @@ fn inspect_jpeg(bytes: &[u8], ins: &mut Inspection) {
             false,
         );
     }
+    if let Some(profile) = metadata::jpeg_icc(&layout) {
+        inspect_icc("ICC profile", &profile, ins);
+    }
     for seg in &layout.segments {
         let data = seg.data;
+        if seg.marker == 0xE0 && data.starts_with(b"JFIF\0") {
+            let (w, h) = (
+                data.get(12).copied().unwrap_or(0),
+                data.get(13).copied().unwrap_or(0),
+            );
+            if w > 0 && h > 0 {
+                ins.add(
+                    Category::Thumbnail,
+                    format!("JFIF thumbnail {w}x{h} (may show an uncropped original)"),
+                    true,
+                );
+            }
+            let defined = 14 + 3 * w as usize * h as usize;
+            unknown_data(ins, data.len().saturating_sub(defined), "the JFIF segment");
+        }
+        if seg.marker == 0xEE && data.starts_with(b"Adobe") {
+            unknown_data(ins, data.len().saturating_sub(12), "the Adobe segment");
+        }
         match classify_jpeg_segment(seg.marker, data) {
             Some(Kind::Exif) => inspect_exif(&data[6..], ins, Some(bytes)),
             Some(Kind::Xmp) => inspect_xmp(data, ins),
@@ -218,11 +277,7 @@ fn inspect_jpeg(bytes: &[u8], ins: &mut Inspection) {
                 format!("JPEG comment: {}", printable(data, 60)),
                 true,
             ),
-            Some(Kind::Icc) => ins.add(
-                Category::Icc,
-                format!("ICC profile segment ({} bytes)", data.len()),
-                false,
-            ),
+            Some(Kind::Icc) => {}
             Some(Kind::Thumbnail) => ins.add(Category::Thumbnail, "JFIF extension thumbnail", true),
             Some(Kind::Mpf) => ins.add(Category::Mpf, "MPF index of secondary images", true),
             Some(Kind::C2pa) => ins.add(
@@ -280,6 +335,18 @@ fn inspect_png(bytes: &[u8], ins: &mut Inspection) {
                 if keyword == b"XML:com.adobe.xmp" {
                     let start = keyword.len() + 5;
                     inspect_xmp(chunk.data.get(start..).unwrap_or_default(), ins);
+                } else if let Some(exif) = raw_profile_exif(&chunk.kind, chunk.data) {
+                    // ImageMagick's way of keeping EXIF in a PNG. Browsers ignore it, and so
+                    // does photoshield's orientation: only eXIf counts.
+                    ins.add(
+                        Category::Text,
+                        format!(
+                            "{} chunk \"Raw profile type exif\": a whole EXIF block as hex text (its orientation is ignored, as browsers ignore it)",
+                            String::from_utf8_lossy(&chunk.kind)
+                        ),
+                        true,
+                    );
+                    inspect_exif(&exif, ins, None);
                 } else {
                     let key = String::from_utf8_lossy(keyword);
                     ins.add(
@@ -291,7 +358,28 @@ fn inspect_png(bytes: &[u8], ins: &mut Inspection) {
             }
             b"eXIf" => inspect_exif(chunk.data, ins, None),
             b"tIME" => ins.add(Category::Time, "tIME: last modification time", true),
-            b"iCCP" => ins.add(Category::Icc, "iCCP colour profile", false),
+            b"iCCP" => {
+                let name_end = chunk.data.iter().take(80).position(|&b| b == 0).unwrap_or(0);
+                let name = printable(&chunk.data[..name_end], 40);
+                match metadata::png_iccp_profile(chunk.data) {
+                    Ok(profile) => inspect_icc(&format!("iCCP colour profile \"{name}\""), &profile, ins),
+                    Err(why) => ins.add(Category::OtherMetadata, why, true),
+                }
+            }
+            b"pHYs" | b"bKGD" | b"gAMA" | b"cHRM" | b"sRGB" => {
+                let defined = match &chunk.kind {
+                    b"pHYs" => 9,
+                    b"bKGD" => 6,
+                    b"gAMA" => 4,
+                    b"cHRM" => 32,
+                    _ => 1,
+                };
+                unknown_data(
+                    ins,
+                    chunk.data.len().saturating_sub(defined),
+                    &format!("the {} chunk", String::from_utf8_lossy(&chunk.kind)),
+                );
+            }
             b"caBX" => ins.add(Category::C2pa, "caBX C2PA manifest", true),
             _ => {}
         }
@@ -317,14 +405,104 @@ fn inspect_webp(bytes: &[u8], ins: &mut Inspection) {
                 inspect_exif(data, ins, None)
             }
             b"XMP " => inspect_xmp(chunk.data, ins),
-            b"ICCP" => ins.add(Category::Icc, "ICCP colour profile", false),
-            _ => {}
+            b"ICCP" => inspect_icc("ICCP colour profile", chunk.data, ins),
+            b"ANMF" => inspect_webp_frame(chunk.data, ins),
+            b"VP8X" => unknown_data(ins, chunk.data.len().saturating_sub(10), "the VP8X chunk"),
+            b"ANIM" => unknown_data(ins, chunk.data.len().saturating_sub(6), "the ANIM chunk"),
+            b"VP8 " | b"VP8L" | b"ALPH" => {}
+            id => ins.add(
+                Category::OtherMetadata,
+                format!(
+                    "unknown chunk \"{}\" ({} bytes)",
+                    printable(id, 4),
+                    chunk.data.len()
+                ),
+                true,
+            ),
         }
     }
 }
 
+/// The chunks inside an animation frame: only the picture (`ALPH`, `VP8 `, `VP8L`) belongs
+/// there, but readers skip anything else, so metadata can hide in a frame.
+fn inspect_webp_frame(data: &[u8], ins: &mut Inspection) {
+    let mut i = 16;
+    while let Some(head) = data.get(i..i + 8) {
+        let id = &head[0..4];
+        let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+        let Some(body) = i.checked_add(8 + len).and_then(|end| data.get(i + 8..end)) else {
+            break;
+        };
+        match id {
+            b"ALPH" | b"VP8 " | b"VP8L" => {}
+            b"EXIF" => {
+                ins.add(
+                    Category::OtherMetadata,
+                    "EXIF chunk inside an animation frame",
+                    true,
+                );
+                inspect_exif(body.strip_prefix(b"Exif\0\0").unwrap_or(body), ins, None);
+            }
+            b"XMP " => {
+                ins.add(
+                    Category::OtherMetadata,
+                    "XMP chunk inside an animation frame",
+                    true,
+                );
+                inspect_xmp(body, ins);
+            }
+            _ => ins.add(
+                Category::OtherMetadata,
+                format!(
+                    "unknown chunk \"{}\" inside an animation frame ({len} bytes)",
+                    printable(id, 4)
+                ),
+                true,
+            ),
+        }
+        i += 8 + len + (len & 1);
+    }
+}
+
+/// The EXIF block of ImageMagick's "Raw profile type exif" text chunk: a header line, a length,
+/// then hex digits (after an optional "Exif\0\0").
+pub fn raw_profile_exif(kind: &[u8; 4], data: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let keyword_end = data.iter().position(|&b| b == 0)?;
+    if !data[..keyword_end].eq_ignore_ascii_case(b"Raw profile type exif") {
+        return None;
+    }
+    let text: Vec<u8> = match kind {
+        b"tEXt" => data[keyword_end + 1..].to_vec(),
+        b"zTXt" => {
+            let mut out = Vec::new();
+            flate2::read::ZlibDecoder::new(data.get(keyword_end + 2..)?)
+                .take(16 << 20)
+                .read_to_end(&mut out)
+                .ok()?;
+            out
+        }
+        _ => return None,
+    };
+    let text = String::from_utf8_lossy(&text);
+    let mut words = text.split_whitespace();
+    let _name = words.next()?;
+    let len: usize = words.next()?.parse().ok()?;
+    let hex: String = words.collect();
+    let bytes: Vec<u8> = (0..hex.len() / 2)
+        .map_while(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+        .take(len)
+        .collect();
+    let tiff = bytes.strip_prefix(b"Exif\0\0").unwrap_or(&bytes);
+    (tiff.starts_with(b"II") || tiff.starts_with(b"MM")).then(|| tiff.to_vec())
+}
+
 /// Reports an EXIF block (a TIFF structure). `jpeg` is the whole file, to compare a thumbnail.
 fn inspect_exif(tiff: &[u8], ins: &mut Inspection, jpeg: Option<&[u8]>) {
+    if let Err(why) = metadata::exif_values_are_bounded(tiff) {
+        ins.add(Category::OtherMetadata, why, true);
+        return;
+    }
     let parsed = exif::Reader::new()
         .continue_on_error(true)
         .read_raw(tiff.to_vec());

@@ -20,6 +20,7 @@ pub mod compare;
 pub mod container;
 pub mod error;
 pub mod heif;
+pub mod icc;
 pub mod inspect;
 pub mod isa;
 pub mod mark;

@@ -154,55 +154,56 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-/// The files named on the command line, folders walked in name order. In a folder, only
-/// `images_only` files with an image extension are taken. A walk error becomes an `Err` line.
-fn files_of(
-    paths: &[std::path::PathBuf],
-    images_only: bool,
-) -> anyhow::Result<Vec<Result<std::path::PathBuf, String>>> {
-    let mut files = Vec::new();
-    for path in paths {
-        if !path.exists() {
-            anyhow::bail!("{}: no such file or folder", path.display());
-        }
-        if path.is_dir() {
-            for entry in walkdir::WalkDir::new(path).follow_links(true).sort_by_file_name() {
-                match entry {
-                    Ok(e)
-                        if e.file_type().is_file()
-                            && (!images_only || batch::has_image_extension(e.path())) =>
-                    {
-                        files.push(Ok(e.into_path()))
-                    }
-                    Ok(_) => {}
-                    Err(e) => files.push(Err(format!("{}: {e}", e.path().unwrap_or(path).display()))),
-                }
-            }
-        } else {
-            files.push(Ok(path.clone()));
+/// The files named on the command line, folders walked by the same rules as `protect`
+/// ([`batch::list`]). The walk's records come first: a failure as an `Err` line, a file passed
+/// over (a FIFO, earlier outputs) as a note on standard error.
+fn files_of(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<Result<batch::Listed, String>>> {
+    let (files, records) = batch::list(paths)?;
+    let mut out = Vec::new();
+    for r in records {
+        match r.status {
+            Status::Failed => out.push(Err(r.message())),
+            _ => eprintln!("note: {}", r.message()),
         }
     }
-    Ok(files)
+    out.extend(files.into_iter().map(Ok));
+    Ok(out)
+}
+
+/// Reads a listed file; `Ok(None)` for a walked file that is not an image (and has no image
+/// extension), which `protect` would pass over too.
+fn read_listed(file: &batch::Listed) -> Result<Option<Vec<u8>>, String> {
+    let bytes = batch::read_file(&file.path)?;
+    let not_image = matches!(
+        photoshield::codec::sniff(&bytes),
+        Err(photoshield::Error::NotAnImage(_)) | Err(photoshield::Error::Empty)
+    );
+    if file.walked && not_image && !batch::has_image_extension(&file.path) {
+        return Ok(None);
+    }
+    Ok(Some(bytes))
 }
 
 /// `inspect`: a report per file; exit 1 when any file leaks (or cannot be read).
 fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
-    let files = files_of(&args.paths, false)?;
+    let files = files_of(&args.paths)?;
     let mut any_leak = false;
     let mut out = std::io::stdout().lock();
     for file in files {
-        let path = match file {
-            Ok(p) => p,
+        let file = match file {
+            Ok(f) => f,
             Err(message) => {
                 eprintln!("error: {message}");
                 any_leak = true;
                 continue;
             }
         };
-        let shown = path.display().to_string();
-        let result = std::fs::read(&path)
-            .map_err(|e| batch::io_reason(&e))
-            .and_then(|bytes| photoshield::inspect::inspect(&bytes).map_err(|e| e.to_string()));
+        let shown = file.path.display().to_string();
+        let result = match read_listed(&file) {
+            Ok(None) => continue,
+            Ok(Some(bytes)) => photoshield::inspect::inspect(&bytes).map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
         match result {
             Ok(ins) => {
                 any_leak |= ins.leaks();
@@ -316,13 +317,22 @@ fn detect(args: DetectArgs) -> anyhow::Result<ExitCode> {
     use rayon::prelude::*;
     let key = cli::read_key(&args.key)?;
     let detector = photoshield::mark::Detector::new(&key);
-    let files = files_of(&args.paths, true)?;
+    let files = files_of(&args.paths)?;
     let results: Vec<_> = files
         .into_par_iter()
+        .filter_map(|file| {
+            let file = match file {
+                Ok(f) => f,
+                Err(e) => return Some(Err(e)),
+            };
+            match read_listed(&file) {
+                Ok(Some(bytes)) => Some(Ok((file.path, bytes))),
+                Ok(None) => None,
+                Err(e) => Some(Err(format!("{}: {e}", file.path.display()))),
+            }
+        })
         .map(|file| {
-            let path = file?;
-            let bytes =
-                std::fs::read(&path).map_err(|e| format!("{}: {}", path.display(), batch::io_reason(&e)))?;
+            let (path, bytes) = file?;
             let start = std::time::Instant::now();
             let pixels =
                 photoshield::compare::load(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;

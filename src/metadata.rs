@@ -43,6 +43,7 @@ pub enum Kind {
 
 /// The capture date (DateTimeOriginal, else DateTime) of an EXIF block, as (year, month, day).
 pub fn capture_date(exif: &[u8]) -> Option<(i32, u32, u32)> {
+    exif_values_are_bounded(exif).ok()?;
     let parsed = exif::Reader::new().read_raw(exif.to_vec()).ok()?;
     [exif::Tag::DateTimeOriginal, exif::Tag::DateTime]
         .into_iter()
@@ -59,6 +60,122 @@ pub fn capture_date(exif: &[u8]) -> Option<(i32, u32, u32)> {
             );
             ((1..=12).contains(&m) && (1..=31).contains(&d) && y > 1800).then_some((y, m, d))
         })
+}
+
+/// How many bytes of values an EXIF block may declare, as a multiple of its own size (plus a
+/// little): values of distinct entries occupy distinct bytes, so a real block declares at most
+/// its size. A crafted block whose thousands of entries all point at one large value would make
+/// a reader copy it thousands of times (a 700 KB block, 43 GB).
+const EXIF_VALUE_BUDGET: usize = 4;
+
+/// Checks, before any EXIF reader copies values out of `tiff`, that its entries (IFD0, IFD1 and
+/// the EXIF, GPS and interoperability IFDs) declare no more value bytes than
+/// [`EXIF_VALUE_BUDGET`] times the block's size. Every reader of EXIF blocks asks this first.
+pub fn exif_values_are_bounded(tiff: &[u8]) -> Result<(), String> {
+    let le = match tiff.get(0..2) {
+        Some(b"II") => true,
+        Some(b"MM") => false,
+        _ => return Ok(()), // not a TIFF structure: readers refuse it themselves
+    };
+    let u16_at = |at: usize| {
+        tiff.get(at..at + 2).map(|b| {
+            if le {
+                u16::from_le_bytes([b[0], b[1]])
+            } else {
+                u16::from_be_bytes([b[0], b[1]])
+            }
+        })
+    };
+    let u32_at = |at: usize| {
+        tiff.get(at..at + 4).map(|b| {
+            let a = [b[0], b[1], b[2], b[3]];
+            if le {
+                u32::from_le_bytes(a)
+            } else {
+                u32::from_be_bytes(a)
+            }
+        })
+    };
+    let budget = tiff.len().saturating_mul(EXIF_VALUE_BUDGET) + 4096;
+    let mut declared = 0usize;
+    let mut queue: Vec<usize> = u32_at(4).map(|o| o as usize).into_iter().collect();
+    let mut seen = std::collections::HashSet::new();
+    while let Some(ifd) = queue.pop() {
+        if ifd == 0 || !seen.insert(ifd) || seen.len() > 64 {
+            continue;
+        }
+        let Some(count) = u16_at(ifd) else { continue };
+        for i in 0..count as usize {
+            let e = ifd + 2 + 12 * i;
+            let (Some(tag), Some(typ), Some(n)) = (u16_at(e), u16_at(e + 2), u32_at(e + 4)) else {
+                break;
+            };
+            let unit = match typ {
+                1 | 2 | 6 | 7 => 1,
+                3 | 8 => 2,
+                4 | 9 | 11 | 13 => 4,
+                5 | 10 | 12 => 8,
+                _ => 0,
+            };
+            let bytes = unit * n as usize;
+            if bytes > 4 {
+                declared = declared.saturating_add(bytes);
+            }
+            // Sub-IFDs: EXIF, GPS, interoperability.
+            if matches!(tag, 0x8769 | 0x8825 | 0xA005) {
+                if let Some(o) = u32_at(e + 8) {
+                    queue.push(o as usize);
+                }
+            }
+        }
+        if let Some(next) = u32_at(ifd + 2 + 12 * count as usize) {
+            queue.push(next as usize);
+        }
+        if declared > budget {
+            return Err(format!(
+                "EXIF block of {} KB declares more than {} MB of values (a crafted block); not read",
+                tiff.len() >> 10,
+                declared >> 20
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The ICC profile of a JPEG, joined from its `ICC_PROFILE` segments in sequence order.
+pub fn jpeg_icc(layout: &JpegLayout) -> Option<Vec<u8>> {
+    let mut parts: Vec<(u8, &[u8])> = layout
+        .segments
+        .iter()
+        .filter(|s| s.marker == 0xE2 && s.data.starts_with(b"ICC_PROFILE\0"))
+        .filter_map(|s| Some((*s.data.get(12)?, s.data.get(14..)?)))
+        .collect();
+    if parts.is_empty() {
+        return None;
+    }
+    parts.sort_by_key(|p| p.0);
+    Some(parts.iter().flat_map(|p| p.1.iter().copied()).collect())
+}
+
+/// The ICC profile of a PNG `iCCP` chunk, inflated under [`crate::icc::MAX_PROFILE`]: a few
+/// kilobytes of compressed data can claim gigabytes.
+pub fn png_iccp_profile(data: &[u8]) -> Result<Vec<u8>, &'static str> {
+    use std::io::Read;
+    let name_end = data
+        .iter()
+        .take(80)
+        .position(|&b| b == 0)
+        .ok_or("malformed iCCP chunk")?;
+    let stream = data.get(name_end + 2..).ok_or("malformed iCCP chunk")?;
+    let mut profile = Vec::new();
+    flate2::read::ZlibDecoder::new(stream)
+        .take(crate::icc::MAX_PROFILE as u64 + 1)
+        .read_to_end(&mut profile)
+        .map_err(|_| "iCCP chunk with corrupt compressed data")?;
+    if profile.len() > crate::icc::MAX_PROFILE {
+        return Err("iCCP colour profile larger than any real profile");
+    }
+    Ok(profile)
 }
 
 /// One kind of metadata found in a file, with how many pieces and bytes.

@@ -150,16 +150,19 @@ impl Pipeline {
             keep_orientation: true,
             rights,
         };
-        let (out, found) = strip::strip_and_scan(bytes, &options)?;
+        let (out, found, strip_notes) = strip::strip_and_scan(bytes, &options)?;
         let output_format = OutputFormat::for_input(format);
-        let icc_kept = o.keep_icc && found.iter().any(|f| f.kind == Kind::Icc);
+        let icc_dropped = strip_notes
+            .iter()
+            .any(|n| n.starts_with("colour profile dropped"));
+        let icc_kept = o.keep_icc && !icc_dropped && found.iter().any(|f| f.kind == Kind::Icc);
         let removed = found
             .into_iter()
             .filter(|f| !(f.kind == Kind::Icc && icc_kept))
             .collect();
         let size = codec::dimensions(bytes, format).unwrap_or((0, 0));
         let orientation = strip::exif_orientation(bytes, format);
-        let mut notes = Vec::new();
+        let mut notes = strip_notes;
         if orientation > 1 {
             notes.push(format!(
                 "kept a minimal EXIF block holding only the orientation ({orientation})"
@@ -245,10 +248,20 @@ impl Pipeline {
         if decoded.high_bit_depth {
             notes.push("reduced to 8 bits per channel".to_string());
         }
+        if decoded.icc_dropped {
+            notes.push("colour profile dropped: larger than any real profile, or corrupt".to_string());
+        }
         // 3. Orient: the tag goes with the metadata, so the pixels must carry it.
         let pixels = orient::apply(decoded.pixels, decoded.orientation);
         // 4. Strip: the encoder writes nothing but pixels and (optionally) the ICC profile.
-        let icc = decoded.icc.filter(|_| o.keep_icc);
+        let icc = match decoded.icc.filter(|_| o.keep_icc) {
+            Some(profile) => {
+                let (kept, note) = crate::icc::carry(&profile);
+                notes.extend(note);
+                kept.map(std::borrow::Cow::into_owned)
+            }
+            None => None,
+        };
         let removed: Vec<Found> = metadata::scan(bytes, format)
             .into_iter()
             .filter(|f| !(f.kind == Kind::Icc && icc.is_some()))

@@ -6,6 +6,7 @@
 
 use crate::codec::{self, Format};
 use crate::error::{Error, Result};
+use crate::icc;
 use crate::metadata::{self, classify_jpeg_segment, Kind};
 
 /// What `--rights` writes: only what the user typed.
@@ -220,15 +221,16 @@ impl<'a> Spliced<'a> {
 
 /// Strips a file losslessly. Returns the new bytes.
 pub fn strip(bytes: &[u8], options: &StripOptions) -> Result<Vec<u8>> {
-    strip_and_scan(bytes, options).map(|(out, _)| out.to_vec())
+    strip_and_scan(bytes, options).map(|(out, _, _)| out.to_vec())
 }
 
-/// [`strip`] without copying the compressed data, and the metadata it removed from the input
-/// ([`metadata::scan`]), from one walk of the file.
+/// [`strip`] without copying the compressed data, the metadata it removed from the input
+/// ([`metadata::scan`]), from one walk of the file, and notes for the user (a colour profile
+/// whose identifying text was replaced, or that was dropped).
 pub fn strip_and_scan<'a>(
     bytes: &'a [u8],
     options: &StripOptions,
-) -> Result<(Spliced<'a>, Vec<metadata::Found>)> {
+) -> Result<(Spliced<'a>, Vec<metadata::Found>, Vec<String>)> {
     let format = codec::sniff(bytes)?;
     let orientation = if options.keep_orientation {
         exif_orientation(bytes, format)
@@ -237,21 +239,24 @@ pub fn strip_and_scan<'a>(
     };
     let exif = minimal_exif(orientation, options.rights.as_ref().map(|r| r.notice.as_str()));
     let xmp = options.rights.as_ref().map(rights_xmp);
-    let (keep_icc, exif, xmp) = (options.keep_icc, exif.as_deref(), xmp.as_deref());
+    let (exif, xmp) = (exif.as_deref(), xmp.as_deref());
+    let mut notes = Vec::new();
     match format {
         Format::Jpeg => {
             let layout = metadata::jpeg_layout(bytes);
-            let out = strip_jpeg(bytes, &layout, keep_icc, exif, xmp)?;
-            Ok((out, metadata::scan_jpeg(bytes, &layout)))
+            let icc = options.keep_icc.then(|| metadata::jpeg_icc(&layout)).flatten();
+            let icc = carry_icc(icc.as_deref(), &mut notes);
+            let out = strip_jpeg(bytes, &layout, icc.as_deref(), exif, xmp)?;
+            Ok((out, metadata::scan_jpeg(bytes, &layout), notes))
         }
         Format::Png | Format::WebP => {
             let out = match format {
-                Format::Png => strip_png(bytes, keep_icc, exif, xmp)?,
-                _ => strip_webp(bytes, keep_icc, exif, xmp)?,
+                Format::Png => strip_png(bytes, options.keep_icc, exif, xmp, &mut notes)?,
+                _ => strip_webp(bytes, options.keep_icc, exif, xmp, &mut notes)?,
             };
             let mut spliced = Spliced::new(bytes);
             spliced.add(&out);
-            Ok((spliced, metadata::scan(bytes, format)))
+            Ok((spliced, metadata::scan(bytes, format), notes))
         }
         Format::Jxl => {
             // The orientation lives in the codestream, so no EXIF is needed to keep it.
@@ -265,7 +270,7 @@ pub fn strip_and_scan<'a>(
                     crate::container::isobmff::Piece::New(new) => spliced.add(&new),
                 }
             }
-            Ok((spliced, metadata::scan(bytes, format)))
+            Ok((spliced, metadata::scan(bytes, format), notes))
         }
         Format::Heif => Err(Error::Unsupported(
             "lossless strip does not rewrite HEIC (its metadata and extra images are items whose offsets would all move); use `protect`, which writes a clean JPEG",
@@ -284,6 +289,13 @@ pub fn add_rights(bytes: Vec<u8>, rights: &Rights) -> Result<Vec<u8>> {
         rights: Some(rights.clone()),
     };
     strip(&bytes, &options)
+}
+
+/// The colour profile to write, through [`icc::carry`], with its note.
+fn carry_icc(profile: Option<&[u8]>, notes: &mut Vec<String>) -> Option<Vec<u8>> {
+    let (kept, note) = icc::carry(profile?);
+    notes.extend(note);
+    kept.map(std::borrow::Cow::into_owned)
 }
 
 fn damaged(format: Format, why: &str) -> Error {
@@ -308,10 +320,38 @@ fn jpeg_segment(marker: u8, payload_parts: &[&[u8]]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The parts of a JPEG segment that a strip keeps, rebuilt from its defined fields so that
+/// nothing hidden after them survives: the JFIF header without its thumbnail (12 bytes and a
+/// 0x0 thumbnail size), the Adobe colour-transform marker (12 bytes). `None` drops the segment.
+fn rebuilt_app_segment(marker: u8, data: &[u8]) -> Option<Vec<u8>> {
+    let payload = match marker {
+        0xE0 if data.starts_with(b"JFIF\0") => [data.get(..12)?, &[0, 0]].concat(),
+        0xEE if data.starts_with(b"Adobe") => data.get(..12)?.to_vec(),
+        _ => return None,
+    };
+    jpeg_segment(marker, &[&payload]).ok()
+}
+
+/// The ICC profile as `ICC_PROFILE` segments of at most 65,519 bytes each.
+fn icc_segments(profile: &[u8]) -> Result<Vec<u8>> {
+    let chunks: Vec<&[u8]> = profile.chunks(65_519).collect();
+    if chunks.len() > 255 {
+        return Err(Error::Options("ICC profile too large for JPEG".into()));
+    }
+    let mut out = Vec::new();
+    for (i, chunk) in chunks.iter().enumerate() {
+        out.extend(jpeg_segment(
+            0xE2,
+            &[b"ICC_PROFILE\0", &[i as u8 + 1, chunks.len() as u8], chunk],
+        )?);
+    }
+    Ok(out)
+}
+
 fn strip_jpeg<'a>(
     b: &'a [u8],
     layout: &metadata::JpegLayout,
-    keep_icc: bool,
+    icc: Option<&[u8]>,
     exif: Option<&[u8]>,
     xmp: Option<&str>,
 ) -> Result<Spliced<'a>> {
@@ -334,22 +374,30 @@ fn strip_jpeg<'a>(
         Ok(())
     };
     let mut copied = 2;
+    let mut icc = icc;
     for seg in &layout.segments {
         // Whatever lies between segments (entropy-coded data, restart markers) is the picture.
         out.copy(copied..seg.offset);
         let seg_end = seg.offset + 4 + seg.data.len();
-        let keep = match classify_jpeg_segment(seg.marker, seg.data) {
-            None => true,
-            Some(Kind::Icc) => keep_icc,
-            Some(_) => false,
-        };
         let is_jfif = seg.marker == 0xE0 && seg.data.starts_with(b"JFIF\0");
         if !inserted && !is_jfif {
             insert(&mut out)?;
             inserted = true;
         }
-        if keep {
-            out.copy(seg.offset..seg_end);
+        match classify_jpeg_segment(seg.marker, seg.data) {
+            // The whole profile goes where its first segment was.
+            Some(Kind::Icc) => {
+                if let Some(profile) = icc.take() {
+                    out.add(&icc_segments(profile)?);
+                }
+            }
+            Some(_) => {}
+            None if matches!(seg.marker, 0xE0..=0xEF) => {
+                if let Some(rebuilt) = rebuilt_app_segment(seg.marker, seg.data) {
+                    out.add(&rebuilt);
+                }
+            }
+            None => out.copy(seg.offset..seg_end),
         }
         copied = seg_end;
     }
@@ -379,17 +427,79 @@ const PNG_KEEP: &[&[u8; 4]] = &[
     b"acTL", b"fcTL", b"fdAT", b"cICP", b"mDCV", b"cLLI",
 ];
 
-fn strip_png(b: &[u8], keep_icc: bool, exif: Option<&[u8]>, xmp: Option<&str>) -> Result<Vec<u8>> {
+/// How many bytes a kept PNG chunk's defined fields take, for a PNG of `color_type`: a chunk
+/// is rebuilt from those bytes only, so nothing hidden after them survives (`None`: the whole
+/// chunk is its fields, as for image data). A chunk shorter than its fields is dropped.
+fn png_defined_len(kind: &[u8; 4], color_type: u8, data: &[u8], palette_entries: usize) -> Option<usize> {
+    Some(match kind {
+        b"IHDR" => 13,
+        b"IEND" => 0,
+        b"gAMA" | b"cICP" => 4,
+        b"cHRM" => 32,
+        b"sRGB" => 1,
+        b"pHYs" => 9,
+        b"acTL" | b"cLLI" => 8,
+        b"fcTL" => 26,
+        b"mDCV" => 24,
+        b"sBIT" => match color_type {
+            0 => 1,
+            4 => 2,
+            2 | 3 => 3,
+            _ => 4,
+        },
+        b"bKGD" => match color_type {
+            3 => 1,
+            0 | 4 => 2,
+            _ => 6,
+        },
+        b"tRNS" => match color_type {
+            0 => 2,
+            2 => 6,
+            3 => data.len().min(palette_entries),
+            _ => 0, // not allowed with an alpha channel: dropped
+        },
+        b"PLTE" => data.len() / 3 * 3,
+        _ => return None,
+    })
+}
+
+fn strip_png(
+    b: &[u8],
+    keep_icc: bool,
+    exif: Option<&[u8]>,
+    xmp: Option<&str>,
+    notes: &mut Vec<String>,
+) -> Result<Vec<u8>> {
     let chunks: Vec<_> = metadata::png_chunks(b).collect();
     if chunks.last().map(|c| &c.kind) != Some(b"IEND") || chunks.first().map(|c| &c.kind) != Some(b"IHDR") {
         return Err(damaged(Format::Png, "truncated file (no IEND chunk)"));
     }
+    let color_type = chunks[0].data.get(9).copied().unwrap_or(0);
+    let palette_entries = chunks
+        .iter()
+        .find(|c| &c.kind == b"PLTE")
+        .map_or(0, |c| c.data.len() / 3);
     let mut out = Vec::with_capacity(b.len());
     out.extend_from_slice(&b[..8]);
     for chunk in &chunks {
-        let keep = PNG_KEEP.contains(&&chunk.kind) || (keep_icc && &chunk.kind == b"iCCP");
-        if keep {
-            out.extend_from_slice(&b[chunk.offset..chunk.end]);
+        if keep_icc && &chunk.kind == b"iCCP" {
+            // Rebuilt: a neutral profile name, the profile through icc::carry.
+            match metadata::png_iccp_profile(chunk.data) {
+                Ok(profile) => {
+                    if let Some(profile) = carry_icc(Some(&profile), notes) {
+                        out.extend(png_iccp_chunk(&profile));
+                    }
+                }
+                Err(why) => notes.push(format!("colour profile dropped: {why}")),
+            }
+        } else if PNG_KEEP.contains(&&chunk.kind) {
+            match png_defined_len(&chunk.kind, color_type, chunk.data, palette_entries) {
+                None => out.extend_from_slice(&b[chunk.offset..chunk.end]),
+                Some(n) if n == chunk.data.len() => out.extend_from_slice(&b[chunk.offset..chunk.end]),
+                Some(0) if &chunk.kind != b"IEND" => {}
+                Some(n) if n < chunk.data.len() => out.extend(png_chunk(&chunk.kind, &chunk.data[..n])),
+                Some(_) => {} // shorter than its fields: malformed, dropped
+            }
         }
         if &chunk.kind == b"IHDR" {
             if let Some(exif) = exif {
@@ -405,7 +515,42 @@ fn strip_png(b: &[u8], keep_icc: bool, exif: Option<&[u8]>, xmp: Option<&str>) -
     Ok(out)
 }
 
-fn strip_webp(b: &[u8], keep_icc: bool, exif: Option<&[u8]>, xmp: Option<&str>) -> Result<Vec<u8>> {
+/// An `iCCP` chunk holding `profile` under a neutral name.
+fn png_iccp_chunk(profile: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut data = b"ICC profile\0\0".to_vec();
+    let mut z = flate2::write::ZlibEncoder::new(&mut data, flate2::Compression::default());
+    // Writing into a Vec cannot fail.
+    let _ = z.write_all(profile);
+    let _ = z.finish();
+    png_chunk(b"iCCP", &data)
+}
+
+/// An animation frame (`ANMF`) rebuilt from its 16-byte header and the sub-chunks that make the
+/// picture (`ALPH`, `VP8 `, `VP8L`): EXIF, XMP or unknown chunks inside a frame go.
+fn rebuilt_anmf(data: &[u8]) -> Option<Vec<u8>> {
+    let header = data.get(..16)?;
+    let mut out = header.to_vec();
+    let mut i = 16;
+    while let Some(head) = data.get(i..i + 8) {
+        let id: [u8; 4] = head[0..4].try_into().ok()?;
+        let len = u32::from_le_bytes(head[4..8].try_into().ok()?) as usize;
+        let body = data.get(i + 8..(i + 8).checked_add(len)?)?;
+        if matches!(&id, b"ALPH" | b"VP8 " | b"VP8L") {
+            metadata::push_riff_chunk(&mut out, &id, body);
+        }
+        i += 8 + len + (len & 1);
+    }
+    Some(out)
+}
+
+fn strip_webp(
+    b: &[u8],
+    keep_icc: bool,
+    exif: Option<&[u8]>,
+    xmp: Option<&str>,
+    notes: &mut Vec<String>,
+) -> Result<Vec<u8>> {
     let chunks: Vec<_> = metadata::riff_chunks(b).collect();
     let has_image = chunks
         .iter()
@@ -417,7 +562,7 @@ fn strip_webp(b: &[u8], keep_icc: bool, exif: Option<&[u8]>, xmp: Option<&str>) 
         .iter()
         .find(|c| &c.id == b"ICCP")
         .filter(|_| keep_icc)
-        .map(|c| c.data);
+        .and_then(|c| carry_icc(Some(c.data), notes));
     let image: Vec<_> = chunks
         .iter()
         .filter(|c| matches!(&c.id, b"ANIM" | b"ANMF" | b"ALPH" | b"VP8 " | b"VP8L"))
@@ -450,11 +595,25 @@ fn strip_webp(b: &[u8], keep_icc: bool, exif: Option<&[u8]>, xmp: Option<&str>) 
             | if xmp.is_some() { 0x04 } else { 0 };
         metadata::push_riff_chunk(&mut body, b"VP8X", &header);
     }
-    if let Some(icc) = icc {
+    if let Some(icc) = &icc {
         metadata::push_riff_chunk(&mut body, b"ICCP", icc);
     }
     for c in image {
-        metadata::push_riff_chunk(&mut body, &c.id, c.data);
+        match &c.id {
+            b"ANMF" => {
+                let frame =
+                    rebuilt_anmf(c.data).ok_or_else(|| damaged(Format::WebP, "malformed animation frame"))?;
+                metadata::push_riff_chunk(&mut body, b"ANMF", &frame);
+            }
+            b"ANIM" => {
+                let anim = c
+                    .data
+                    .get(..6)
+                    .ok_or_else(|| damaged(Format::WebP, "malformed animation header"))?;
+                metadata::push_riff_chunk(&mut body, b"ANIM", anim);
+            }
+            _ => metadata::push_riff_chunk(&mut body, &c.id, c.data),
+        }
     }
     if let Some(exif) = exif {
         metadata::push_riff_chunk(&mut body, b"EXIF", exif);
