@@ -3,7 +3,6 @@
 //! containers through [`crate::metadata`] and EXIF through kamadak-exif; decodes pixels only to
 //! compare an embedded thumbnail with the main image.
 
-use std::io::Cursor;
 
 use serde::Serialize;
 
@@ -123,7 +122,8 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspection> {
     Ok(ins)
 }
 
-/// HEIC/AVIF: no pixels for us, but kamadak-exif reads their EXIF, so leaks can still be shown.
+/// AVIF (and other ISO media files photoshield does not decode): no pixels for us, but the
+/// HEIF box walk names their items (EXIF, XMP, thumbnails, auxiliary images) all the same.
 fn inspect_isobmff(bytes: &[u8], what: &str) -> Inspection {
     let mut ins = Inspection {
         format: what.split(';').next().unwrap_or(what).to_string(),
@@ -131,14 +131,8 @@ fn inspect_isobmff(bytes: &[u8], what: &str) -> Inspection {
         serials: Vec::new(),
         findings: Vec::new(),
     };
-    let exif = exif::Reader::new()
-        .continue_on_error(true)
-        .read_from_container(&mut Cursor::new(bytes));
-    let exif = exif.or_else(|e| e.distill_partial_result(|_| {}));
-    if let Ok(exif) = exif {
-        report_exif(&exif, &mut ins, None);
-    }
-    if memfind(bytes, b"<x:xmpmeta").is_some() {
+    inspect_boxes(bytes, Format::Heif, &mut ins);
+    if !ins.findings.iter().any(|f| f.category == Category::Xmp) && memfind(bytes, b"<x:xmpmeta").is_some() {
         ins.add(Category::Xmp, "XMP packet", true);
     }
     ins.findings.sort_by_key(|f| f.category);
