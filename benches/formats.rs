@@ -18,7 +18,15 @@ fn bench(c: &mut Criterion) {
     let limits = DecodeLimits { max_pixels: u64::MAX };
     let decoded = codec::decode(&heic, Format::Heif, limits).unwrap();
     let pixels = decoded.pixels;
-    let jpeg = codec::encode(&pixels, EncodeSettings { format: OutputFormat::Jpeg, quality: 90 }, None).unwrap();
+    let jpeg = codec::encode(
+        &pixels,
+        EncodeSettings {
+            format: OutputFormat::Jpeg,
+            quality: 90,
+        },
+        None,
+    )
+    .unwrap();
 
     let mut group = c.benchmark_group("decode_12mp");
     group.sample_size(10);

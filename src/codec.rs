@@ -158,9 +158,21 @@ pub fn sniff(bytes: &[u8]) -> Result<Format> {
                 "AVIF (not decoded yet); convert to JPEG or PNG first",
             ));
         }
-        if [&b"heic"[..], b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1", b"miaf"]
-            .iter()
-            .any(|b| brand(b))
+        if [
+            &b"heic"[..],
+            b"heix",
+            b"hevc",
+            b"hevx",
+            b"heim",
+            b"heis",
+            b"hevm",
+            b"hevs",
+            b"mif1",
+            b"msf1",
+            b"miaf",
+        ]
+        .iter()
+        .any(|b| brand(b))
         {
             return Ok(Format::Heif);
         }

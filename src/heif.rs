@@ -19,7 +19,10 @@ use crate::error::{Error, Result};
 use crate::pixels::{Layout, Pixels};
 
 fn fail(format: Format, reason: impl Into<String>) -> Error {
-    Error::Decode { format, reason: reason.into() }
+    Error::Decode {
+        format,
+        reason: reason.into(),
+    }
 }
 
 fn check_limits(format: Format, width: u64, height: u64, limits: DecodeLimits) -> Result<()> {
@@ -82,7 +85,9 @@ pub fn decode_jxl(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
     check_limits(format, w, h, limits)?;
     // The header is read before any frame: its size is checked before the frames are decoded.
     let mut uninit = JxlImage::builder().build_uninit();
-    uninit.feed_bytes(bytes).map_err(|e| fail(format, e.to_string()))?;
+    uninit
+        .feed_bytes(bytes)
+        .map_err(|e| fail(format, e.to_string()))?;
     let mut image = match uninit.try_init().map_err(|e| fail(format, e.to_string()))? {
         jxl_oxide::InitializeResult::Initialized(image) => image,
         jxl_oxide::InitializeResult::NeedMoreData(_) => {
@@ -115,7 +120,10 @@ pub fn decode_jxl(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
         (s, c) if s == c => samples,
         // Grey (and grey with alpha) become RGB(A).
         (1, 3) => samples.iter().flat_map(|&v| [v, v, v]).collect(),
-        (2, 4) => samples.chunks_exact(2).flat_map(|p| [p[0], p[0], p[0], p[1]]).collect(),
+        (2, 4) => samples
+            .chunks_exact(2)
+            .flat_map(|p| [p[0], p[0], p[0], p[1]])
+            .collect(),
         (s, _) => return Err(fail(format, format!("unsupported channel layout ({s} channels)"))),
     };
     let layout = if alpha { Layout::Rgba8 } else { Layout::Rgb8 };
@@ -204,7 +212,10 @@ mod tests {
         push(2, 2);
         push(99_999, 18);
         let mut code = vec![0xFF, 0x0A];
-        code.extend(bits.chunks(8).map(|c| c.iter().enumerate().fold(0u8, |a, (i, &b)| a | (b as u8) << i)));
+        code.extend(
+            bits.chunks(8)
+                .map(|c| c.iter().enumerate().fold(0u8, |a, (i, &b)| a | (b as u8) << i)),
+        );
         assert_eq!(jxl_declared_size(&code), Some((100_000, 100_000)));
         assert_eq!(jxl_declared_size(&code[..5]), None, "truncated");
     }

@@ -3,7 +3,6 @@
 //! containers through [`crate::metadata`] and EXIF through kamadak-exif; decodes pixels only to
 //! compare an embedded thumbnail with the main image.
 
-
 use serde::Serialize;
 
 use crate::codec::{self, Format};
@@ -151,7 +150,9 @@ fn inspect_boxes(bytes: &[u8], format: Format, ins: &mut Inspection) {
         match (part.kind, part.data) {
             (Kind::Exif, Some(data)) => {
                 // HEIF and JPEG XL put a 4-byte offset to the TIFF header first.
-                let skip = data.get(0..4).map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]) as usize);
+                let skip = data
+                    .get(0..4)
+                    .map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]) as usize);
                 match data.get(4usize.saturating_add(skip)..) {
                     Some(tiff) => inspect_exif(tiff, ins, None),
                     None => ins.add(Category::OtherMetadata, format!("damaged {}", part.detail), true),

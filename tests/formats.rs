@@ -20,19 +20,30 @@ const HEICS: [&str; 3] = [
     "Samsung_S22_motionphoto_gps.heic",
 ];
 const JXL: &str = "mat2_dirty_xmp.jxl";
-const LIMITS: DecodeLimits = DecodeLimits { max_pixels: 100_000_000 };
+const LIMITS: DecodeLimits = DecodeLimits {
+    max_pixels: 100_000_000,
+};
 
 /// The corpus, when it and the reference `tools` are there; None (skipped) on a plain clone.
 fn corpus_with(tools: &[&str]) -> Option<PathBuf> {
     let missing: Vec<&str> = tools
         .iter()
         .copied()
-        .filter(|t| Process::new("sh").arg("-c").arg(format!("command -v {t}")).output().map_or(true, |o| !o.status.success()))
+        .filter(|t| {
+            Process::new("sh")
+                .arg("-c")
+                .arg(format!("command -v {t}"))
+                .output()
+                .map_or(true, |o| !o.status.success())
+        })
         .collect();
     let corpus = common::corpus_dir();
     let why = match (&corpus, missing.is_empty()) {
         (None, _) => "../shared/corpus not found".to_string(),
-        (_, false) => format!("{} not installed (apt-get install libheif-examples libjxl-tools libimage-exiftool-perl)", missing.join(", ")),
+        (_, false) => format!(
+            "{} not installed (apt-get install libheif-examples libjxl-tools libimage-exiftool-perl)",
+            missing.join(", ")
+        ),
         _ => return corpus,
     };
     if std::env::var_os("CI").is_some() {
@@ -45,28 +56,48 @@ fn corpus_with(tools: &[&str]) -> Option<PathBuf> {
 /// The reference decoder's RGB for `file`.
 fn reference(file: &Path, tmp: &Path) -> image::RgbImage {
     let out = tmp.join(format!("{}.png", file.file_name().unwrap().to_string_lossy()));
-    let tool = if file.extension().unwrap() == "jxl" { "djxl" } else { "heif-convert" };
+    let tool = if file.extension().unwrap() == "jxl" {
+        "djxl"
+    } else {
+        "heif-convert"
+    };
     let run = Process::new(tool).arg(file).arg(&out).output().unwrap();
-    assert!(run.status.success(), "{tool} {}: {}", file.display(), String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{tool} {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&run.stderr)
+    );
     image::open(&out).unwrap().into_rgb8()
 }
 
 fn psnr(a: &[u8], b: &[u8]) -> f64 {
     assert_eq!(a.len(), b.len());
-    let se: f64 = a.iter().zip(b).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum();
+    let se: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (x as f64 - y as f64).powi(2))
+        .sum();
     10.0 * (255.0f64.powi(2) / (se / a.len() as f64)).log10()
 }
 
 fn rgb(decoded: &codec::Decoded) -> Vec<u8> {
     match decoded.pixels.layout {
         photoshield::Layout::Rgb8 => decoded.pixels.data.clone(),
-        photoshield::Layout::Rgba8 => decoded.pixels.data.chunks(4).flat_map(|p| [p[0], p[1], p[2]]).collect(),
+        photoshield::Layout::Rgba8 => decoded
+            .pixels
+            .data
+            .chunks(4)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect(),
     }
 }
 
 #[test]
 fn corpus_heic_and_jxl_decode_within_45_db_of_the_reference_decoders_upright() {
-    let Some(corpus) = corpus_with(&["heif-convert", "djxl"]) else { return };
+    let Some(corpus) = corpus_with(&["heif-convert", "djxl"]) else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     for name in HEICS.iter().chain([&JXL]) {
         let path = corpus.join(name);
@@ -75,7 +106,11 @@ fn corpus_heic_and_jxl_decode_within_45_db_of_the_reference_decoders_upright() {
         let decoded = codec::decode(&bytes, format, LIMITS).unwrap();
         let want = reference(&path, tmp.path());
         // Same size means the same turn: each photo here is taller or wider once turned.
-        assert_eq!((decoded.pixels.width, decoded.pixels.height), want.dimensions(), "{name}");
+        assert_eq!(
+            (decoded.pixels.width, decoded.pixels.height),
+            want.dimensions(),
+            "{name}"
+        );
         let db = psnr(&rgb(&decoded), want.as_raw());
         common::figures(&format!("{name}: {db:.1} dB PSNR against the reference decoder"));
         assert!(db >= 45.0, "{name}: {db:.1} dB");
@@ -87,14 +122,25 @@ fn corpus_heic_and_jxl_decode_within_45_db_of_the_reference_decoders_upright() {
 /// portrait, as Photos and Preview show it; applied twice it would be landscape, upside down.
 #[test]
 fn iphone_heic_is_turned_by_irot_once_never_again_by_its_exif_orientation() {
-    let Some(corpus) = corpus_with(&["heif-convert"]) else { return };
+    let Some(corpus) = corpus_with(&["heif-convert"]) else {
+        return;
+    };
     let path = corpus.join("Apple_iPhone13ProMax_orient6.heic");
     let bytes = fs::read(&path).unwrap();
-    assert_eq!(photoshield::strip::exif_orientation(&bytes, Format::Heif), 1, "strip reads no EXIF from HEIC");
+    assert_eq!(
+        photoshield::strip::exif_orientation(&bytes, Format::Heif),
+        1,
+        "strip reads no EXIF from HEIC"
+    );
     let heif = photoshield::container::isobmff::Heif::parse(&bytes).unwrap();
     assert_eq!(heif.rotation, 3, "irot: three quarter turns anticlockwise");
     let exif = heif.exif(&bytes).unwrap();
-    assert_eq!(image::metadata::Orientation::from_exif_chunk(&exif).unwrap().to_exif(), 6);
+    assert_eq!(
+        image::metadata::Orientation::from_exif_chunk(&exif)
+            .unwrap()
+            .to_exif(),
+        6
+    );
 
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("upright.jpg");
@@ -107,14 +153,22 @@ fn iphone_heic_is_turned_by_irot_once_never_again_by_its_exif_orientation() {
         .arg(&out)
         .assert()
         .success();
-    let record: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&assert.get_output().stdout).lines().next().unwrap()).unwrap();
+    let record: serde_json::Value = serde_json::from_str(
+        String::from_utf8_lossy(&assert.get_output().stdout)
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(record["orientation"], 1, "{record}");
     let written = image::open(&out).unwrap().into_rgb8();
     assert_eq!(written.dimensions(), (3024, 4032), "portrait, turned once");
     let want = reference(&path, tmp.path());
     let db = psnr(written.as_raw(), want.as_raw());
-    assert!(db > 30.0, "the JPEG is the reference picture, upright ({db:.1} dB)");
+    assert!(
+        db > 30.0,
+        "the JPEG is the reference picture, upright ({db:.1} dB)"
+    );
 }
 
 /// A folder straight from a phone: HEIC, JPEG, PNG. One run, no refusal, JPEG out for HEIC and
@@ -122,11 +176,16 @@ fn iphone_heic_is_turned_by_irot_once_never_again_by_its_exif_orientation() {
 /// capture year read from the HEIC's EXIF item for the notice.
 #[test]
 fn phone_folder_protects_in_one_run_clean_with_colours_and_dates() {
-    let Some(corpus) = corpus_with(&["exiftool"]) else { return };
+    let Some(corpus) = corpus_with(&["exiftool"]) else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("DCIM");
     fs::create_dir(&input).unwrap();
-    for name in HEICS.iter().chain([&JXL, &"Apple_iPhone6_hdr_gps.jpg", &"png_iccp.png"]) {
+    for name in HEICS
+        .iter()
+        .chain([&JXL, &"Apple_iPhone6_hdr_gps.jpg", &"png_iccp.png"])
+    {
         fs::copy(corpus.join(name), input.join(name)).unwrap();
     }
     let out = tmp.path().join("out");
@@ -140,10 +199,20 @@ fn phone_folder_protects_in_one_run_clean_with_colours_and_dates() {
         .assert()
         .success();
     let stdout = String::from_utf8_lossy(&assert.get_output().stdout).into_owned();
-    let records: Vec<serde_json::Value> = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-    let years = [("Apple_iPhone11ProMax_gps", "2021"), ("Apple_iPhone13ProMax_orient6", "2022"), ("Samsung_S22_motionphoto_gps", "2023")];
+    let records: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let years = [
+        ("Apple_iPhone11ProMax_gps", "2021"),
+        ("Apple_iPhone13ProMax_orient6", "2022"),
+        ("Samsung_S22_motionphoto_gps", "2023"),
+    ];
     for name in HEICS.iter().chain([&JXL]) {
-        let r = records.iter().find(|r| r["input"].as_str().is_some_and(|i| i.ends_with(name))).unwrap();
+        let r = records
+            .iter()
+            .find(|r| r["input"].as_str().is_some_and(|i| i.ends_with(name)))
+            .unwrap();
         assert_eq!(r["status"], "written", "{r}");
         let output = r["output"].as_str().unwrap();
         assert!(output.ends_with(".jpg"), "{name} becomes a JPEG: {output}");
@@ -155,7 +224,10 @@ fn phone_folder_protects_in_one_run_clean_with_colours_and_dates() {
         assert_eq!(has_icc, name.starts_with("Apple"), "{name}: {left:?}");
         if let Some((_, year)) = years.iter().find(|(n, _)| name.starts_with(n)) {
             let text = String::from_utf8_lossy(&bytes);
-            assert!(text.contains(&format!("© {year} Jane Doe")), "{name}: the capture year {year} from the EXIF item");
+            assert!(
+                text.contains(&format!("© {year} Jane Doe")),
+                "{name}: the capture year {year} from the EXIF item"
+            );
         }
     }
     let run = Process::new("bash")
@@ -165,7 +237,10 @@ fn phone_folder_protects_in_one_run_clean_with_colours_and_dates() {
         .output()
         .unwrap();
     let report = String::from_utf8_lossy(&run.stdout);
-    assert!(run.status.success() && report.contains("6 files, 0 with leaks"), "{report}");
+    assert!(
+        run.status.success() && report.contains("6 files, 0 with leaks"),
+        "{report}"
+    );
 }
 
 #[test]
@@ -177,13 +252,26 @@ fn inspect_names_the_samsung_video_and_the_iphone_depth_and_gain_maps() {
     let details = |name: &str| {
         let ins = photoshield::inspect::inspect(&fs::read(corpus.join(name)).unwrap()).unwrap();
         assert!(ins.leaks(), "{name}");
-        ins.findings.iter().map(|f| f.detail.clone()).collect::<Vec<_>>().join("\n")
+        ins.findings
+            .iter()
+            .map(|f| f.detail.clone())
+            .collect::<Vec<_>>()
+            .join("\n")
     };
     let samsung = details("Samsung_S22_motionphoto_gps.heic");
-    assert!(samsung.contains("embedded motion-photo video ('mpvd' box, 2193666 bytes)"), "{samsung}");
-    assert!(samsung.contains("12.960378, 77.705525"), "the GPS position: {samsung}");
+    assert!(
+        samsung.contains("embedded motion-photo video ('mpvd' box, 2193666 bytes)"),
+        "{samsung}"
+    );
+    assert!(
+        samsung.contains("12.960378, 77.705525"),
+        "the GPS position: {samsung}"
+    );
     let iphone = details("Apple_iPhone13ProMax_orient6.heic");
-    assert!(iphone.contains("HDR gain map") || iphone.contains("auxiliary image"), "{iphone}");
+    assert!(
+        iphone.contains("HDR gain map") || iphone.contains("auxiliary image"),
+        "{iphone}"
+    );
     assert!(iphone.contains("thumbnail image"), "{iphone}");
     let jxl = details(JXL);
     assert!(jxl.contains("XMP") || jxl.contains("Artist"), "{jxl}");
@@ -197,7 +285,9 @@ fn strip_refuses_heic_by_name_and_strips_jpeg_xl_box_by_box() {
     };
     let options = photoshield::strip::StripOptions::default();
     let heic = fs::read(corpus.join(HEICS[0])).unwrap();
-    let err = photoshield::strip::strip(&heic, &options).unwrap_err().to_string();
+    let err = photoshield::strip::strip(&heic, &options)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("HEIC") && err.contains("protect"), "{err}");
 
     let jxl = fs::read(corpus.join(JXL)).unwrap();
@@ -210,7 +300,10 @@ fn strip_refuses_heic_by_name_and_strips_jpeg_xl_box_by_box() {
     assert_eq!(kinds, [*b"JXL ", *b"ftyp", *b"jxlc"]);
     let before = codec::decode(&jxl, Format::Jxl, LIMITS).unwrap();
     let after = codec::decode(&stripped, Format::Jxl, LIMITS).unwrap();
-    assert_eq!(before.pixels.data, after.pixels.data, "the codestream is untouched");
+    assert_eq!(
+        before.pixels.data, after.pixels.data,
+        "the codestream is untouched"
+    );
     assert!(!photoshield::inspect::inspect(&stripped).unwrap().leaks());
     if common::have_exiftool() {
         let tmp = tempfile::tempdir().unwrap();
@@ -221,7 +314,10 @@ fn strip_refuses_heic_by_name_and_strips_jpeg_xl_box_by_box() {
             .output()
             .unwrap();
         let report = String::from_utf8_lossy(&run.stdout);
-        assert!(run.status.success() && report.contains("1 files, 0 with leaks"), "{report}");
+        assert!(
+            run.status.success() && report.contains("1 files, 0 with leaks"),
+            "{report}"
+        );
     }
 }
 
@@ -229,8 +325,20 @@ fn strip_refuses_heic_by_name_and_strips_jpeg_xl_box_by_box() {
 /// strip, so that a TIFF decoder would happily read it.
 fn tiff(entries: &[(u16, u16, u32, u32)]) -> Vec<u8> {
     let mut all = entries.to_vec();
-    let defaults = [(256, 3, 1, 2), (257, 3, 1, 2), (258, 3, 1, 8), (262, 3, 1, 2), (273, 4, 1, 0), (277, 3, 1, 3), (279, 4, 1, 12)];
-    all.extend(defaults.into_iter().filter(|d| !entries.iter().any(|e| e.0 == d.0)));
+    let defaults = [
+        (256, 3, 1, 2),
+        (257, 3, 1, 2),
+        (258, 3, 1, 8),
+        (262, 3, 1, 2),
+        (273, 4, 1, 0),
+        (277, 3, 1, 3),
+        (279, 4, 1, 12),
+    ];
+    all.extend(
+        defaults
+            .into_iter()
+            .filter(|d| !entries.iter().any(|e| e.0 == d.0)),
+    );
     let pixels_at = 8 + 2 + 12 * all.len() + 4;
     for e in all.iter_mut().filter(|e| e.0 == 273) {
         e.3 = pixels_at as u32;
@@ -258,11 +366,27 @@ fn camera_raws_are_refused_by_content_whatever_their_name() {
     let mut cr3 = b"\0\0\0\x18ftypcrx \0\0\0\x01crx isom".to_vec();
     cr3.extend_from_slice(&[0; 32]);
     let cases: [(&str, Vec<u8>, &str); 5] = [
-        ("IMG_0001.tif", tiff(&[(0xC612, 1, 4, 0x0104)]), "camera RAW (DNG)"),
+        (
+            "IMG_0001.tif",
+            tiff(&[(0xC612, 1, 4, 0x0104)]),
+            "camera RAW (DNG)",
+        ),
         ("DSC_0001.jpg", nef, "camera RAW (Nikon NEF)"),
         ("IMG_0002.heic", cr3, "camera RAW (Canon CR3)"),
-        ("DSCF0001.png", b"FUJIFILMCCD-RAW 0201FF383501".iter().copied().chain([0; 64]).collect(), "camera RAW (Fujifilm RAF)"),
-        ("sensor.tiff", tiff(&[(262, 3, 1, 32803)]), "camera RAW (TIFF-based)"),
+        (
+            "DSCF0001.png",
+            b"FUJIFILMCCD-RAW 0201FF383501"
+                .iter()
+                .copied()
+                .chain([0; 64])
+                .collect(),
+            "camera RAW (Fujifilm RAF)",
+        ),
+        (
+            "sensor.tiff",
+            tiff(&[(262, 3, 1, 32803)]),
+            "camera RAW (TIFF-based)",
+        ),
     ];
     for (name, bytes, want) in cases {
         let input = tmp.path().join(name);
@@ -278,8 +402,14 @@ fn camera_raws_are_refused_by_content_whatever_their_name() {
             .assert()
             .failure();
         let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
-        let line = stderr.lines().find(|l| l.contains(name)).unwrap_or_else(|| panic!("{name}: {stderr}"));
-        assert!(line.contains(want) && line.contains("export a JPEG"), "{name}: {line}");
+        let line = stderr
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("{name}: {stderr}"));
+        assert!(
+            line.contains(want) && line.contains("export a JPEG"),
+            "{name}: {line}"
+        );
         assert!(!out.exists(), "{name}: nothing written");
         assert_eq!(fs::read(&input).unwrap(), bytes, "{name}: input untouched");
     }
@@ -339,7 +469,10 @@ fn grid_heif(tiles: u32, tile: u32) -> Vec<u8> {
     meta.extend(bx(b"hdlr", b"\0\0\0\0\0\0\0\0pict\0\0\0\0\0\0\0\0\0\0\0\0\0"));
     meta.extend(bx(b"pitm", &[0, 0, 0, 0, 0, 1]));
     meta.extend(bx(b"iinf", &iinf));
-    meta.extend(bx(b"iref", &[[0, 0, 0, 0].as_slice(), &bx(b"dimg", &dimg)].concat()));
+    meta.extend(bx(
+        b"iref",
+        &[[0, 0, 0, 0].as_slice(), &bx(b"dimg", &dimg)].concat(),
+    ));
     meta.extend(bx(b"iprp", &iprp));
     let mut file = bx(b"ftyp", b"heic\0\0\0\0mif1heic");
     file.extend(bx(b"meta", &meta));
@@ -358,23 +491,36 @@ fn jxl_header(w: u32, h: u32) -> Vec<u8> {
     push(w - 1, 18);
     push(1, 1); // all_default metadata
     let mut out = vec![0xFF, 0x0A];
-    out.extend(bits.chunks(8).map(|c| c.iter().enumerate().fold(0u8, |a, (i, &b)| a | (b as u8) << i)));
+    out.extend(
+        bits.chunks(8)
+            .map(|c| c.iter().enumerate().fold(0u8, |a, (i, &b)| a | (b as u8) << i)),
+    );
     out.extend_from_slice(&[0; 16]);
     out
 }
 
 #[test]
 fn broken_and_hostile_files_get_one_line_errors_before_any_large_allocation() {
-    let limits = DecodeLimits { max_pixels: 50_000_000 };
+    let limits = DecodeLimits {
+        max_pixels: 50_000_000,
+    };
     // A grid of 10000 tiles, each claiming 8192x8192, behind a 512x512 output.
     let grid = grid_heif(10_000, 8192);
-    let err = codec::decode(&grid, codec::sniff(&grid).unwrap(), limits).unwrap_err().to_string();
-    assert!(err.contains("tiles claim") && err.contains("over the limit"), "{err}");
+    let err = codec::decode(&grid, codec::sniff(&grid).unwrap(), limits)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("tiles claim") && err.contains("over the limit"),
+        "{err}"
+    );
     // 100000 x 100000 declared in a JPEG XL header.
     let huge = jxl_header(100_000, 100_000);
     assert_eq!(codec::sniff(&huge).unwrap(), Format::Jxl);
     let err = codec::decode(&huge, Format::Jxl, limits).unwrap_err().to_string();
-    assert!(err.contains("100000x100000") && err.contains("over the limit"), "{err}");
+    assert!(
+        err.contains("100000x100000") && err.contains("over the limit"),
+        "{err}"
+    );
     for e in [&err] {
         assert_eq!(e.lines().count(), 1);
     }
@@ -409,7 +555,9 @@ fn broken_and_hostile_files_get_one_line_errors_before_any_large_allocation() {
     bytes.truncate(bytes.len() - 1000);
     let size = (mdat.range.len() - 1000) as u32;
     bytes[mdat.range.start..mdat.range.start + 4].copy_from_slice(&size.to_be_bytes());
-    let err = codec::decode(&bytes, Format::Heif, limits).unwrap_err().to_string();
+    let err = codec::decode(&bytes, Format::Heif, limits)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("past the end of the file"), "{err}");
 }
 
@@ -422,7 +570,9 @@ fn mutated_heic_and_jxl_never_panic() {
         common::skip("../shared/corpus not found");
         return;
     };
-    let limits = DecodeLimits { max_pixels: 20_000_000 };
+    let limits = DecodeLimits {
+        max_pixels: 20_000_000,
+    };
     let mut state = 0x2545_F491_4F6C_DD1Du64;
     let mut next = move || {
         state ^= state << 13;
@@ -435,7 +585,11 @@ fn mutated_heic_and_jxl_never_panic() {
         let original = fs::read(corpus.join(name)).unwrap();
         for round in 0..24 {
             let mut bytes = original.clone();
-            let span = if round % 2 == 0 { 4096.min(bytes.len()) } else { bytes.len() };
+            let span = if round % 2 == 0 {
+                4096.min(bytes.len())
+            } else {
+                bytes.len()
+            };
             for _ in 0..1 + next() % 8 {
                 let at = (next() as usize) % span;
                 match next() % 3 {

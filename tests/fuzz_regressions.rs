@@ -71,7 +71,9 @@ fn metadata_regressions() {
 #[test]
 fn formats_regressions() {
     use photoshield::codec::DecodeLimits;
-    let limits = DecodeLimits { max_pixels: 4_000_000 };
+    let limits = DecodeLimits {
+        max_pixels: 4_000_000,
+    };
     for (name, data) in inputs("formats") {
         let _ = photoshield::container::isobmff::heif_parts(&data);
         let _ = photoshield::container::isobmff::jxl_parts(&data);

@@ -25,7 +25,16 @@ pub struct BoxRef {
 
 impl BoxRef {
     pub fn kind_str(&self) -> String {
-        self.kind.iter().map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '?' }).collect()
+        self.kind
+            .iter()
+            .map(|&b| {
+                if b.is_ascii_graphic() || b == b' ' {
+                    b as char
+                } else {
+                    '?'
+                }
+            })
+            .collect()
     }
 }
 
@@ -52,14 +61,23 @@ pub fn boxes(bytes: &[u8], range: Range<usize>) -> Result<Vec<BoxRef>, Error> {
             n => (n, 8),
         };
         if size < header as u64 || size > (end - pos) as u64 {
-            let name = BoxRef { kind, range: 0..0, body: 0..0 }.kind_str();
+            let name = BoxRef {
+                kind,
+                range: 0..0,
+                body: 0..0,
+            }
+            .kind_str();
             return Err(format!(
                 "box '{name}' at byte {pos} claims {size} bytes, {} remain (truncated or corrupt file)",
                 end - pos
             ));
         }
         let box_end = pos + size as usize;
-        out.push(BoxRef { kind, range: pos..box_end, body: pos + header..box_end });
+        out.push(BoxRef {
+            kind,
+            range: pos..box_end,
+            body: pos + header..box_end,
+        });
         pos = box_end;
     }
     Ok(out)
@@ -164,7 +182,10 @@ impl Item {
         &self.kind == b"mime" && self.content_type.contains("rdf+xml")
     }
     pub fn is_image(&self) -> bool {
-        matches!(&self.kind, b"hvc1" | b"av01" | b"grid" | b"iden" | b"iovl" | b"jpeg" | b"avc1" | b"unci")
+        matches!(
+            &self.kind,
+            b"hvc1" | b"av01" | b"grid" | b"iden" | b"iovl" | b"jpeg" | b"avc1" | b"unci"
+        )
     }
 }
 
@@ -222,8 +243,14 @@ impl Heif {
             return Err("truncated 'ftyp' box".into());
         }
         heif.major_brand = f[0..4].try_into().expect("4 bytes");
-        heif.compatible = f[8..].chunks_exact(4).map(|c| c.try_into().expect("4 bytes")).collect();
-        let meta = top.iter().find(|b| &b.kind == b"meta").ok_or("no 'meta' box (truncated file?)")?;
+        heif.compatible = f[8..]
+            .chunks_exact(4)
+            .map(|c| c.try_into().expect("4 bytes"))
+            .collect();
+        let meta = top
+            .iter()
+            .find(|b| &b.kind == b"meta")
+            .ok_or("no 'meta' box (truncated file?)")?;
         if meta.body.len() < 4 {
             return Err("truncated 'meta' box".into());
         }
@@ -256,10 +283,15 @@ impl Heif {
         }
         heif.top = top;
         if !heif.items.iter().any(|i| i.id == heif.primary) {
-            return Err(format!("the primary item {} is not in the item list", heif.primary));
+            return Err(format!(
+                "the primary item {} is not in the item list",
+                heif.primary
+            ));
         }
         for (id, props) in associations {
-            let Some(index) = heif.items.iter().position(|i| i.id == id) else { continue };
+            let Some(index) = heif.items.iter().position(|i| i.id == id) else {
+                continue;
+            };
             for p in props {
                 // Property indices are 1-based; 0 means "none".
                 let Some(prop) = (p as usize).checked_sub(1).and_then(|i| properties.get(i)) else {
@@ -307,10 +339,17 @@ impl Heif {
 
     /// The bytes of an item, its extents joined (None when it has none or they are not in the file).
     pub fn item_data(&self, bytes: &[u8], item: &Item) -> Option<Vec<u8>> {
-        let base = if item.in_idat { self.idat.as_ref()?.start } else { 0 } as u64;
+        let base = if item.in_idat {
+            self.idat.as_ref()?.start
+        } else {
+            0
+        } as u64;
         let mut out = Vec::with_capacity(item.len().min(bytes.len() as u64) as usize);
         for e in &item.extents {
-            let (s, t) = (usize::try_from(base + e.start).ok()?, usize::try_from(base + e.end).ok()?);
+            let (s, t) = (
+                usize::try_from(base + e.start).ok()?,
+                usize::try_from(base + e.end).ok()?,
+            );
             out.extend_from_slice(bytes.get(s..t)?);
         }
         Some(out)
@@ -319,7 +358,10 @@ impl Heif {
     /// The items that `kind` references point from `id` to.
     pub fn references_from(&self, kind: &[u8; 4], id: u32) -> impl Iterator<Item = u32> + '_ {
         let kind = *kind;
-        self.references.iter().filter(move |r| r.kind == kind && r.from == id).flat_map(|r| r.to.iter().copied())
+        self.references
+            .iter()
+            .filter(move |r| r.kind == kind && r.from == id)
+            .flat_map(|r| r.to.iter().copied())
     }
 
     /// What item `id` is to the file.
@@ -380,7 +422,11 @@ impl Heif {
     /// Total pixels that the primary image's tiles claim (the primary itself when not a grid).
     pub fn coded_pixels(&self) -> u64 {
         let tiles: Vec<u32> = self.references_from(b"dimg", self.primary).collect();
-        let area = |id: u32| self.item(id).and_then(|i| i.size).map_or(0, |(w, h)| w as u64 * h as u64);
+        let area = |id: u32| {
+            self.item(id)
+                .and_then(|i| i.size)
+                .map_or(0, |(w, h)| w as u64 * h as u64)
+        };
         if tiles.is_empty() {
             area(self.primary)
         } else {
@@ -392,7 +438,9 @@ impl Heif {
     /// primary image, each tile, and all tiles together (a grid whose tiles claim more pixels
     /// than the limit is refused even when its declared output is small).
     pub fn check_size(&self, max_pixels: u64) -> Result<(u32, u32), Error> {
-        let (w, h) = self.primary_size().ok_or("the primary image has no size ('ispe')")?;
+        let (w, h) = self
+            .primary_size()
+            .ok_or("the primary image has no size ('ispe')")?;
         if w == 0 || h == 0 {
             return Err("the primary image has zero width or height".into());
         }
@@ -412,7 +460,9 @@ impl Heif {
     /// Top-level boxes that are neither the structure nor the primary image's data: a Samsung
     /// motion photo's video (`mpvd`), a sequence track (`moov`), anything unknown.
     pub fn extra_boxes(&self) -> impl Iterator<Item = &BoxRef> {
-        self.top.iter().filter(|b| !matches!(&b.kind, b"ftyp" | b"meta" | b"mdat" | b"free" | b"skip" | b"idat"))
+        self.top
+            .iter()
+            .filter(|b| !matches!(&b.kind, b"ftyp" | b"meta" | b"mdat" | b"free" | b"skip" | b"idat"))
     }
 }
 
@@ -438,7 +488,13 @@ fn parse_iinf(bytes: &[u8], iinf: &BoxRef) -> Result<Vec<Item>, Error> {
         let kind: [u8; 4] = r.take(4)?.try_into().expect("4 bytes");
         let _name = r.cstr();
         let content_type = if &kind == b"mime" { r.cstr() } else { String::new() };
-        items.push(Item { id, kind, content_type, hidden: flags & 1 == 1, ..Item::default() });
+        items.push(Item {
+            id,
+            kind,
+            content_type,
+            hidden: flags & 1 == 1,
+            ..Item::default()
+        });
     }
     Ok(items)
 }
@@ -447,8 +503,16 @@ fn parse_iloc(body: &[u8], heif: &mut Heif) -> Result<(), Error> {
     let mut r = Reader::new(body, "iloc");
     let (v, _) = r.full()?;
     let sizes = r.u16()?;
-    let (offset_size, length_size, base_size) = ((sizes >> 12) as usize, (sizes >> 8 & 15) as usize, (sizes >> 4 & 15) as usize);
-    let index_size = if v == 1 || v == 2 { (sizes & 15) as usize } else { 0 };
+    let (offset_size, length_size, base_size) = (
+        (sizes >> 12) as usize,
+        (sizes >> 8 & 15) as usize,
+        (sizes >> 4 & 15) as usize,
+    );
+    let index_size = if v == 1 || v == 2 {
+        (sizes & 15) as usize
+    } else {
+        0
+    };
     let count = if v < 2 { r.u16()? as u32 } else { r.u32()? };
     for _ in 0..count {
         let id = if v < 2 { r.u16()? as u32 } else { r.u32()? };
@@ -471,7 +535,9 @@ fn parse_iloc(body: &[u8], heif: &mut Heif) -> Result<(), Error> {
             ranges.push(start..end);
         }
         if method > 1 {
-            return Err(format!("item {id} uses iloc construction method {method}, which is not supported"));
+            return Err(format!(
+                "item {id} uses iloc construction method {method}, which is not supported"
+            ));
         }
         if let Some(item) = heif.items.iter_mut().find(|i| i.id == id) {
             item.extents = ranges;
@@ -494,8 +560,14 @@ fn parse_iref(body: &[u8]) -> Result<Vec<Reference>, Error> {
         if n * id_size > r.remaining() {
             return Err("truncated 'iref' box".into());
         }
-        let to = (0..n).map(|_| r.uint(id_size).map(|x| x as u32)).collect::<Result<_, _>>()?;
-        refs.push(Reference { kind: c.kind, from, to });
+        let to = (0..n)
+            .map(|_| r.uint(id_size).map(|x| x as u32))
+            .collect::<Result<_, _>>()?;
+        refs.push(Reference {
+            kind: c.kind,
+            from,
+            to,
+        });
     }
     Ok(refs)
 }
@@ -528,11 +600,15 @@ fn parse_ipma(body: &[u8]) -> Result<Vec<(u32, Vec<u16>)>, Error> {
 /// Whether the file's `ftyp` box (which must come first) names `brand` as its major brand or
 /// among its compatible brands.
 pub fn has_brand(bytes: &[u8], brand: &[u8]) -> bool {
-    let Some(size) = bytes.get(0..4).map(|s| be32(s, 0) as usize) else { return false };
+    let Some(size) = bytes.get(0..4).map(|s| be32(s, 0) as usize) else {
+        return false;
+    };
     if bytes.get(4..8) != Some(b"ftyp") || size < 16 {
         return false;
     }
-    let Some(body) = bytes.get(8..size) else { return false };
+    let Some(body) = bytes.get(8..size) else {
+        return false;
+    };
     body[0..4] == *brand || body[8..].chunks_exact(4).any(|c| c == brand)
 }
 
@@ -587,7 +663,12 @@ pub fn heif_parts(bytes: &[u8]) -> Vec<Part> {
     let heif = match Heif::parse(bytes) {
         Ok(h) => h,
         Err(e) => {
-            return vec![Part { kind: Kind::Other, detail: format!("damaged structure: {e}"), bytes: 0, data: None }]
+            return vec![Part {
+                kind: Kind::Other,
+                detail: format!("damaged structure: {e}"),
+                bytes: 0,
+                data: None,
+            }]
         }
     };
     let mut parts = Vec::new();
@@ -604,23 +685,53 @@ pub fn heif_parts(bytes: &[u8]) -> Vec<Part> {
             Role::GainMap => (Kind::Auxiliary, format!("HDR gain map{size}")),
             Role::OtherAuxiliary => (
                 Kind::Auxiliary,
-                format!("auxiliary image{size} \"{}\"", item.aux_type.as_deref().unwrap_or_default()),
+                format!(
+                    "auxiliary image{size} \"{}\"",
+                    item.aux_type.as_deref().unwrap_or_default()
+                ),
             ),
-            Role::OtherImage if heif.references.iter().any(|r| &r.kind == b"dimg" && r.to.contains(&item.id)) => continue,
+            Role::OtherImage
+                if heif
+                    .references
+                    .iter()
+                    .any(|r| &r.kind == b"dimg" && r.to.contains(&item.id)) =>
+            {
+                continue
+            }
             Role::OtherImage => (Kind::Auxiliary, format!("secondary image{size}")),
-            Role::OtherData if &item.kind == b"mime" => (Kind::Other, format!("data item \"{}\"", item.content_type)),
+            Role::OtherData if &item.kind == b"mime" => {
+                (Kind::Other, format!("data item \"{}\"", item.content_type))
+            }
             Role::OtherData => (Kind::Other, "data item".to_string()),
         };
-        let data = matches!(kind, Kind::Exif | Kind::Xmp).then(|| heif.item_data(bytes, item)).flatten();
-        parts.push(Part { kind, detail: format!("{name} {what}"), bytes: item.len(), data });
+        let data = matches!(kind, Kind::Exif | Kind::Xmp)
+            .then(|| heif.item_data(bytes, item))
+            .flatten();
+        parts.push(Part {
+            kind,
+            detail: format!("{name} {what}"),
+            bytes: item.len(),
+            data,
+        });
     }
     for b in heif.extra_boxes() {
         let detail = match &b.kind {
-            b"mpvd" => format!("embedded motion-photo video ('mpvd' box, {} bytes)", b.range.len()),
-            b"moov" => format!("image sequence or video track ('moov' box, {} bytes)", b.range.len()),
+            b"mpvd" => format!(
+                "embedded motion-photo video ('mpvd' box, {} bytes)",
+                b.range.len()
+            ),
+            b"moov" => format!(
+                "image sequence or video track ('moov' box, {} bytes)",
+                b.range.len()
+            ),
             _ => format!("top-level '{}' box ({} bytes)", b.kind_str(), b.range.len()),
         };
-        parts.push(Part { kind: Kind::Trailer, detail, bytes: b.range.len() as u64, data: None });
+        parts.push(Part {
+            kind: Kind::Trailer,
+            detail,
+            bytes: b.range.len() as u64,
+            data: None,
+        });
     }
     parts
 }
@@ -634,7 +745,12 @@ pub fn jxl_parts(bytes: &[u8]) -> Vec<Part> {
     let top = match boxes(bytes, 0..bytes.len()) {
         Ok(t) => t,
         Err(e) => {
-            return vec![Part { kind: Kind::Other, detail: format!("damaged structure: {e}"), bytes: 0, data: None }]
+            return vec![Part {
+                kind: Kind::Other,
+                detail: format!("damaged structure: {e}"),
+                bytes: 0,
+                data: None,
+            }]
         }
     };
     top.iter()
@@ -653,10 +769,24 @@ pub fn jxl_parts(bytes: &[u8]) -> Vec<Part> {
                 b"jumb" => Kind::C2pa,
                 _ => Kind::Other,
             };
-            let compressed = if &b.kind == b"brob" { ", Brotli-compressed" } else { "" };
+            let compressed = if &b.kind == b"brob" {
+                ", Brotli-compressed"
+            } else {
+                ""
+            };
             let data = (&b.kind != b"brob").then(|| body.to_vec());
-            let name = BoxRef { kind: inner, range: 0..0, body: 0..0 }.kind_str();
-            Part { kind, detail: format!("'{name}' box ({} bytes{compressed})", b.range.len()), bytes: b.range.len() as u64, data }
+            let name = BoxRef {
+                kind: inner,
+                range: 0..0,
+                body: 0..0,
+            }
+            .kind_str();
+            Part {
+                kind,
+                detail: format!("'{name}' box ({} bytes{compressed})", b.range.len()),
+                bytes: b.range.len() as u64,
+                data,
+            }
         })
         .collect()
 }
@@ -678,9 +808,15 @@ pub fn jxl_strip(bytes: &[u8], exif: Option<&[u8]>, xmp: Option<&[u8]>) -> Resul
         if !top.iter().any(|b| matches!(&b.kind, b"jxlc" | b"jxlp")) {
             return Err("no codestream box (truncated file?)".into());
         }
-        out.extend(top.iter().filter(|b| !jxl_box_is_metadata(&b.kind)).map(|b| Piece::Input(b.range.clone())));
+        out.extend(
+            top.iter()
+                .filter(|b| !jxl_box_is_metadata(&b.kind))
+                .map(|b| Piece::Input(b.range.clone())),
+        );
     } else if exif.is_some() || xmp.is_some() {
-        out.push(Piece::New(b"\0\0\0\x0CJXL \r\n\x87\n\0\0\0\x14ftypjxl \0\0\0\0jxl ".to_vec()));
+        out.push(Piece::New(
+            b"\0\0\0\x0CJXL \r\n\x87\n\0\0\0\x14ftypjxl \0\0\0\0jxl ".to_vec(),
+        ));
         let mut header = ((bytes.len() + 8) as u32).to_be_bytes().to_vec();
         header.extend_from_slice(b"jxlc");
         out.push(Piece::New(header));
@@ -721,12 +857,17 @@ mod tests {
         let mut b = bx(b"ftyp", b"heic\0\0\0\0");
         b.extend_from_slice(&[0, 0, 0x10, 0, b'm', b'd', b'a', b't']);
         let err = boxes(&b, 0..b.len()).unwrap_err();
-        assert!(err.contains("'mdat'") && err.contains("claims 4096 bytes"), "{err}");
+        assert!(
+            err.contains("'mdat'") && err.contains("claims 4096 bytes"),
+            "{err}"
+        );
     }
 
     #[test]
     fn sixty_four_bit_sizes_and_to_the_end_boxes_are_read() {
-        let mut b = vec![0, 0, 0, 1, b'm', b'd', b'a', b't', 0, 0, 0, 0, 0, 0, 0, 20, 1, 2, 3, 4];
+        let mut b = vec![
+            0, 0, 0, 1, b'm', b'd', b'a', b't', 0, 0, 0, 0, 0, 0, 0, 20, 1, 2, 3, 4,
+        ];
         b.extend_from_slice(&[0, 0, 0, 0, b'f', b'r', b'e', b'e', 9, 9]);
         let found = boxes(&b, 0..b.len()).unwrap();
         assert_eq!(found.len(), 2);

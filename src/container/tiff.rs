@@ -39,11 +39,19 @@ struct Ifd {
 impl<'a> Tiff<'a> {
     fn u16(&self, at: usize) -> Option<u16> {
         let s = self.b.get(at..at + 2)?;
-        Some(if self.little { u16::from_le_bytes([s[0], s[1]]) } else { u16::from_be_bytes([s[0], s[1]]) })
+        Some(if self.little {
+            u16::from_le_bytes([s[0], s[1]])
+        } else {
+            u16::from_be_bytes([s[0], s[1]])
+        })
     }
     fn u32(&self, at: usize) -> Option<u32> {
         let s: [u8; 4] = self.b.get(at..at + 4)?.try_into().ok()?;
-        Some(if self.little { u32::from_le_bytes(s) } else { u32::from_be_bytes(s) })
+        Some(if self.little {
+            u32::from_le_bytes(s)
+        } else {
+            u32::from_be_bytes(s)
+        })
     }
 
     fn ifd(&self, offset: u32) -> Option<Ifd> {
@@ -74,7 +82,12 @@ impl<'a> Tiff<'a> {
                     } else {
                         self.b.get(value as usize..(value as usize).saturating_add(n))
                     };
-                    ifd.make = text.map(|t| String::from_utf8_lossy(t).trim_end_matches('\0').trim().to_string());
+                    ifd.make = text.map(|t| {
+                        String::from_utf8_lossy(t)
+                            .trim_end_matches('\0')
+                            .trim()
+                            .to_string()
+                    });
                 }
                 SUB_IFDS if n == 1 => ifd.sub_ifds.push(value),
                 SUB_IFDS if (kind == 4 || kind == 13) && n <= 8 => {
@@ -166,7 +179,10 @@ fn maker_raw_name(make: &str) -> &'static str {
         ("LEICA", "Leica RAW"),
         ("KODAK", "Kodak DCR"),
     ];
-    known.iter().find(|(k, _)| m.starts_with(k)).map_or("TIFF-based", |(_, v)| v)
+    known
+        .iter()
+        .find(|(k, _)| m.starts_with(k))
+        .map_or("TIFF-based", |(_, v)| v)
 }
 
 #[cfg(test)]
@@ -190,7 +206,10 @@ mod tests {
 
     #[test]
     fn a_dng_version_tag_makes_a_dng() {
-        assert_eq!(camera_raw(&tiff(&[(DNG_VERSION, 1, 4, 0x0104)], &[])), Some("DNG"));
+        assert_eq!(
+            camera_raw(&tiff(&[(DNG_VERSION, 1, 4, 0x0104)], &[])),
+            Some("DNG")
+        );
     }
 
     #[test]
@@ -202,12 +221,18 @@ mod tests {
 
     #[test]
     fn cfa_sensor_data_is_a_raw() {
-        assert_eq!(camera_raw(&tiff(&[(PHOTOMETRIC, 3, 1, 32803)], &[])), Some("TIFF-based"));
+        assert_eq!(
+            camera_raw(&tiff(&[(PHOTOMETRIC, 3, 1, 32803)], &[])),
+            Some("TIFF-based")
+        );
     }
 
     #[test]
     fn a_plain_tiff_photo_and_a_scanner_tiff_are_not_raws() {
-        assert_eq!(camera_raw(&tiff(&[(PHOTOMETRIC, 3, 1, 2), (COMPRESSION, 3, 1, 5)], &[])), None);
+        assert_eq!(
+            camera_raw(&tiff(&[(PHOTOMETRIC, 3, 1, 2), (COMPRESSION, 3, 1, 5)], &[])),
+            None
+        );
         let b = tiff(&[(NEW_SUBFILE_TYPE, 4, 1, 0), (MAKE, 2, 6, 38)], b"NIKON\0");
         assert_eq!(camera_raw(&b), None);
     }
