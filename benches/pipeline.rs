@@ -66,6 +66,13 @@ fn bench(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("decode_jpeg", &id), &bytes, |b, bytes| {
             pool.install(|| b.iter(|| codec::decode(bytes, Format::Jpeg, limits).unwrap()))
         });
+        // The completeness check inside decode_jpeg (Huffman symbols walked, no pixels), alone.
+        group.bench_with_input(BenchmarkId::new("entropy_check", &id), &bytes, |b, bytes| {
+            b.iter(|| {
+                let layout = photoshield::metadata::jpeg_layout(bytes);
+                photoshield::entropy::check(bytes, &layout).unwrap()
+            })
+        });
         group.bench_with_input(BenchmarkId::new("encode_jpeg_q90_420", &id), &img, |b, img| {
             pool.install(|| b.iter(|| jpeg(img)))
         });

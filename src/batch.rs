@@ -206,7 +206,7 @@ impl Plan {
 
 /// The name of the file photoshield leaves in an output folder it creates. A folder holding it
 /// is never read as input: its files are earlier outputs, not originals.
-pub const OUTPUT_MARKER: &str = ".photoshield-output";
+pub const OUTPUT_MARKER: &str = ".photoshield";
 
 const OUTPUT_MARKER_TEXT: &[u8] =
     b"This folder holds copies written by photoshield. photoshield never reads \
@@ -244,8 +244,9 @@ pub fn is_temporary_file(name: &std::ffi::OsStr) -> bool {
         .is_some_and(|mid| mid.len() == 6 && mid.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
-/// What a file found in a folder is, when it is not simply an input.
-fn passed_over(entry: &walkdir::DirEntry) -> Option<&'static str> {
+/// What a file found in a folder is, when it is not simply an input. `outputs`: earlier outputs
+/// are passed over too (for `protect` and `strip`, not for `inspect`, which must see them).
+fn passed_over(entry: &walkdir::DirEntry, outputs: bool) -> Option<&'static str> {
     let name = entry.file_name();
     if is_temporary_file(name) {
         return Some("photoshield temporary file");
@@ -253,7 +254,7 @@ fn passed_over(entry: &walkdir::DirEntry) -> Option<&'static str> {
     if name == OUTPUT_MARKER {
         return Some("photoshield output marker");
     }
-    if name.to_string_lossy().contains(".protected.") {
+    if outputs && name.to_string_lossy().contains(".protected.") {
         return Some("an earlier photoshield output (NAME.protected.EXT), not read");
     }
     let kind = entry.file_type();
@@ -299,7 +300,9 @@ fn first_file(dir: &Path) -> Option<PathBuf> {
         .sort_by_file_name()
         .into_iter()
         .filter_map(Result::ok)
-        .find(|e| !e.file_type().is_dir() && e.file_name() != OUTPUT_MARKER)
+        .find(|e| {
+            !e.file_type().is_dir() && e.file_name() != OUTPUT_MARKER && !is_temporary_file(e.file_name())
+        })
         .map(walkdir::DirEntry::into_path)
 }
 
@@ -514,6 +517,9 @@ fn resolve(path: &Path) -> PathBuf {
 /// order. Passes over the output folder when it lies inside the input, folders of earlier
 /// outputs, photoshield's temporary files, and anything that is not a regular file (a FIFO
 /// would block the reader, a device never ends): each of those is reported, not processed.
+///
+/// Without an output folder (`inspect`, `detect`), earlier outputs are read like any file: a
+/// gate before an upload must see every file.
 fn walk_folder(root: &Path, out_root: Option<&Path>, jobs: &mut Vec<Job>, records: &mut Vec<FileRecord>) {
     let out_resolved = out_root.map(resolve);
     let mut walker = walkdir::WalkDir::new(root)
@@ -540,7 +546,7 @@ fn walk_folder(root: &Path, out_root: Option<&Path>, jobs: &mut Vec<Job>, record
             }
             if out_resolved.as_ref() == Some(&resolve(entry.path())) {
                 walker.skip_current_dir();
-            } else if is_output_folder(entry.path()) {
+            } else if out_root.is_some() && is_output_folder(entry.path()) {
                 records.push(FileRecord::new(
                     entry.path().display().to_string(),
                     Status::Skipped,
@@ -550,7 +556,7 @@ fn walk_folder(root: &Path, out_root: Option<&Path>, jobs: &mut Vec<Job>, record
             }
             continue;
         }
-        if let Some(reason) = passed_over(&entry) {
+        if let Some(reason) = passed_over(&entry, out_root.is_some()) {
             // The marker and temporary files are photoshield's own: nothing to report.
             if !is_temporary_file(entry.file_name()) && entry.file_name() != OUTPUT_MARKER {
                 records.push(FileRecord::new(

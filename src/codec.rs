@@ -233,6 +233,12 @@ pub fn decode(bytes: &[u8], format: Format, limits: DecodeLimits) -> Result<Deco
     }
 }
 
+/// The orientation that counts for a file, by the rule shared with `inspect` and `strip`
+/// ([`crate::metadata::orientation`]).
+fn orientation_of(bytes: &[u8], format: Format) -> Orientation {
+    Orientation::from_exif(crate::metadata::orientation(bytes, format)).unwrap_or(Orientation::NoTransforms)
+}
+
 fn check_limits(width: u32, height: u32, limits: DecodeLimits) -> Result<()> {
     if width == 0 || height == 0 {
         return Err(Error::NotAnImage("image has zero width or height"));
@@ -252,11 +258,19 @@ fn decode_jpeg(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
         format: Format::Jpeg,
         reason,
     };
-    if !crate::metadata::jpeg_is_complete(bytes) {
+    let layout = crate::metadata::jpeg_layout(bytes);
+    if layout.end.is_none() {
         // A truncated JPEG decodes to a grey lower part; refuse rather than publish that.
         return Err(fail(
             "truncated file (no end-of-image marker after the image data)".into(),
         ));
+    }
+    // An end marker after half the data looks whole to the marker walk: count the MCUs.
+    if let Some(scan) = crate::entropy::check(bytes, &layout).filter(|s| !s.complete()) {
+        return Err(fail(format!(
+            "truncated image data ({} of {} blocks present)",
+            scan.found, scan.expected
+        )));
     }
     let options = DecoderOptions::default()
         .set_max_width(u16::MAX as usize)
@@ -267,12 +281,9 @@ fn decode_jpeg(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
     let info = decoder.info().ok_or_else(|| fail("no image header".into()))?;
     let (width, height) = (info.width as u32, info.height as u32);
     check_limits(width, height, limits)?;
-    let orientation = decoder
-        .exif()
-        .and_then(|exif| Orientation::from_exif_chunk(exif))
-        .unwrap_or(Orientation::NoTransforms);
+    let orientation = orientation_of(bytes, Format::Jpeg);
     let icc = decoder.icc_profile();
-    let exif = decoder.exif().cloned();
+    let exif = crate::metadata::exif_block(bytes, Format::Jpeg).map(<[u8]>::to_vec);
     let size = decoder
         .output_buffer_size()
         .ok_or_else(|| fail("no image header".into()))?;
@@ -330,8 +341,14 @@ fn decode_with_image(bytes: &[u8], format: Format, limits: DecodeLimits) -> Resu
     let (width, height) = decoder.dimensions();
     check_limits(width, height, limits)?;
     let icc = decoder.icc_profile().ok().flatten();
-    let exif = decoder.exif_metadata().ok().flatten();
-    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let exif = match format {
+        Format::Tiff => None, // the TIFF's own tags: no capture date read from them
+        _ => crate::metadata::exif_block(bytes, format).map(<[u8]>::to_vec),
+    };
+    let orientation = match format {
+        Format::Tiff => decoder.orientation().unwrap_or(Orientation::NoTransforms),
+        _ => orientation_of(bytes, format),
+    };
     let color = decoder.color_type();
     let image = DynamicImage::from_decoder(decoder).map_err(|e| fail(e.to_string()))?;
     let high_bit_depth = color.bytes_per_pixel() / color.channel_count() > 1;

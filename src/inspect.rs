@@ -117,8 +117,38 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspection> {
             }
         }
     }
+    report_orientation(bytes, format, &mut ins);
     ins.findings.sort_by_key(|f| f.category);
     Ok(ins)
+}
+
+/// The orientation that counts ([`metadata::orientation`], the rule `protect` and `strip`
+/// follow), and any EXIF block whose orientation does not count and why.
+fn report_orientation(bytes: &[u8], format: Format, ins: &mut Inspection) {
+    if let Some(o) = metadata::exif_block(bytes, format).and_then(metadata::tiff_orientation) {
+        ins.add(Category::Orientation, format!("orientation {o}"), false);
+    }
+    let ignored = match format {
+        Format::Jpeg => {
+            let n = metadata::jpeg_header(bytes)
+                .segments
+                .iter()
+                .filter(|s| s.marker == 0xE1 && s.data.starts_with(b"Exif\0"))
+                .count();
+            (n > 1).then(|| format!("{n} EXIF segments: only the first counts, as in browsers and exiftool"))
+        }
+        Format::Png => metadata::png_chunks(bytes)
+            .skip_while(|c| &c.kind != b"IDAT")
+            .any(|c| &c.kind == b"eXIf")
+            .then(|| {
+                "eXIf chunk after the image data: browsers ignore it, so its orientation does not count"
+                    .into()
+            }),
+        _ => None,
+    };
+    if let Some(why) = ignored {
+        ins.add(Category::Orientation, why, false);
+    }
 }
 
 /// AVIF (and other ISO media files photoshield does not decode): no pixels for us, but the
@@ -242,6 +272,20 @@ fn inspect_jpeg(bytes: &[u8], ins: &mut Inspection) {
     }
     if let Some(profile) = metadata::jpeg_icc(&layout) {
         inspect_icc("ICC profile", &profile, ins);
+    }
+    if let Some(scan) = crate::entropy::check(bytes, &layout) {
+        if !scan.complete() {
+            ins.add(
+                Category::OtherMetadata,
+                format!(
+                    "truncated image data ({} of {} blocks present)",
+                    scan.found, scan.expected
+                ),
+                false,
+            );
+        }
+        let extra: usize = scan.unused.iter().map(|r| r.len()).sum();
+        unknown_data(ins, extra, "the image data (bytes no block uses)");
     }
     for seg in &layout.segments {
         let data = seg.data;
@@ -638,12 +682,7 @@ fn report_exif(exif: &exif::Exif, ins: &mut Inspection, jpeg: Option<&[u8]>) {
         ins.add(Category::Thumbnail, detail, true);
         leaky_fields += 1;
     }
-    let orientation = exif
-        .get_field(Tag::Orientation, In::PRIMARY)
-        .and_then(|f| f.value.get_uint(0));
-    if let Some(o) = orientation {
-        ins.add(Category::Orientation, format!("orientation {o}"), false);
-    }
+    // The orientation is reported once for the file, by the rule decoding follows (`inspect`).
     // Anything else in the block (other tags in IFD0/EXIF/GPS) counts as metadata too.
     let harmless = [
         Tag::Orientation,

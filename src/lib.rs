@@ -18,6 +18,7 @@ pub mod batch;
 pub mod codec;
 pub mod compare;
 pub mod container;
+pub mod entropy;
 pub mod error;
 pub mod heif;
 pub mod icc;

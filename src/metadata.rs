@@ -62,6 +62,82 @@ pub fn capture_date(exif: &[u8]) -> Option<(i32, u32, u32)> {
         })
 }
 
+/// The EXIF block (TIFF structure) that counts for a file, by one rule shared by decoding,
+/// `inspect` and `strip`, the rule browsers and exiftool follow: in a JPEG the first `Exif`
+/// APP1 segment (later ones are ignored); in a PNG the `eXIf` chunk when it comes before the
+/// image data (browsers ignore one after it, so its orientation does not count); in a WebP the
+/// `EXIF` chunk, with or without the `Exif\0\0` prefix some writers keep; in a TIFF the file
+/// itself. ImageMagick's "Raw profile type exif" PNG text chunk does not count (browsers ignore
+/// it); `inspect` still reports what it holds.
+pub fn exif_block(bytes: &[u8], format: Format) -> Option<&[u8]> {
+    match format {
+        Format::Jpeg => jpeg_header(bytes)
+            .segments
+            .iter()
+            .find(|s| s.marker == 0xE1 && s.data.starts_with(b"Exif\0"))
+            .and_then(|s| s.data.get(6..)),
+        Format::Png => png_chunks(bytes)
+            .take_while(|c| &c.kind != b"IDAT")
+            .find(|c| &c.kind == b"eXIf")
+            .map(|c| c.data),
+        Format::WebP => riff_chunks(bytes)
+            .find(|c| &c.id == b"EXIF")
+            .map(|c| c.data.strip_prefix(b"Exif\0\0").unwrap_or(c.data)),
+        Format::Tiff => Some(bytes),
+        Format::Jxl => crate::container::isobmff::jxl_exif_slice(bytes),
+        // A HEIF's EXIF is an item (read by the decoder, `Heif::exif`), not a slice.
+        Format::Gif | Format::Heif => None,
+    }
+}
+
+/// The Orientation tag (1..=8) of IFD0 of a TIFF structure, either byte order.
+pub fn tiff_orientation(tiff: &[u8]) -> Option<u8> {
+    let le = match tiff.get(0..2)? {
+        b"II" => true,
+        b"MM" => false,
+        _ => return None,
+    };
+    let u16_at = |at: usize| {
+        tiff.get(at..at + 2).map(|b| {
+            if le {
+                u16::from_le_bytes([b[0], b[1]])
+            } else {
+                u16::from_be_bytes([b[0], b[1]])
+            }
+        })
+    };
+    let u32_at = |at: usize| {
+        tiff.get(at..at + 4).map(|b| {
+            let a = [b[0], b[1], b[2], b[3]];
+            if le {
+                u32::from_le_bytes(a)
+            } else {
+                u32::from_be_bytes(a)
+            }
+        })
+    };
+    let ifd = u32_at(4)? as usize;
+    let count = u16_at(ifd)? as usize;
+    (0..count.min(1000)).find_map(|i| {
+        let e = ifd + 2 + 12 * i;
+        (u16_at(e)? == 0x0112 && u16_at(e + 2)? == 3)
+            .then(|| u16_at(e + 8))
+            .flatten()
+            .and_then(|v| u8::try_from(v).ok())
+            .filter(|v| (1..=8).contains(v))
+    })
+}
+
+/// The orientation that counts for a file (1 when none): from [`exif_block`].
+pub fn orientation(bytes: &[u8], format: Format) -> u8 {
+    // HEIF (`irot`/`imir`) and JPEG XL (the codestream) carry their own display transform; an
+    // EXIF Orientation inside them repeats it and never counts (the double-rotation bug).
+    if matches!(format, Format::Heif | Format::Jxl) {
+        return 1;
+    }
+    exif_block(bytes, format).and_then(tiff_orientation).unwrap_or(1)
+}
+
 /// How many bytes of values an EXIF block may declare, as a multiple of its own size (plus a
 /// little): values of distinct entries occupy distinct bytes, so a real block declares at most
 /// its size. A crafted block whose thousands of entries all point at one large value would make

@@ -128,31 +128,14 @@ pub fn minimal_exif(orientation: u8, copyright: Option<&str>) -> Option<Vec<u8>>
     Some(out)
 }
 
-/// The EXIF orientation of a file (1 when none or unreadable).
+/// The EXIF orientation of a file (1 when none or unreadable): [`metadata::orientation`].
 pub fn exif_orientation(bytes: &[u8], format: Format) -> u8 {
-    exif_block(bytes, format)
-        .and_then(image::metadata::Orientation::from_exif_chunk)
-        .map(|o| o.to_exif())
-        .unwrap_or(1)
+    metadata::orientation(bytes, format)
 }
 
-/// The EXIF block (TIFF structure) of a JPEG, PNG or WebP file.
+/// The EXIF block (TIFF structure) of a file: [`metadata::exif_block`].
 pub fn exif_block(bytes: &[u8], format: Format) -> Option<&[u8]> {
-    match format {
-        Format::Jpeg => metadata::jpeg_header(bytes)
-            .segments
-            .iter()
-            .find(|s| s.marker == 0xE1 && s.data.starts_with(b"Exif\0"))
-            .and_then(|s| s.data.get(6..)),
-        Format::Png => metadata::png_chunks(bytes)
-            .find(|c| &c.kind == b"eXIf")
-            .map(|c| c.data),
-        Format::WebP => metadata::riff_chunks(bytes)
-            .find(|c| &c.id == b"EXIF")
-            .map(|c| c.data.strip_prefix(b"Exif\0\0").unwrap_or(c.data)),
-        Format::Jxl => crate::container::isobmff::jxl_exif_slice(bytes),
-        _ => None,
-    }
+    metadata::exif_block(bytes, format)
 }
 
 /// A stripped file as pieces of the input and new bytes: the compressed image data is written
@@ -375,9 +358,24 @@ fn strip_jpeg<'a>(
     };
     let mut copied = 2;
     let mut icc = icc;
+    // Bytes inside the entropy-coded data that no block uses: a hiding place, dropped.
+    let unused = crate::entropy::check(b, layout)
+        .map(|s| s.unused)
+        .unwrap_or_default();
+    let copy_data = |out: &mut Spliced, range: std::ops::Range<usize>| {
+        let mut at = range.start;
+        for u in unused
+            .iter()
+            .filter(|u| u.start >= range.start && u.end <= range.end)
+        {
+            out.copy(at..u.start);
+            at = u.end;
+        }
+        out.copy(at..range.end);
+    };
     for seg in &layout.segments {
         // Whatever lies between segments (entropy-coded data, restart markers) is the picture.
-        out.copy(copied..seg.offset);
+        copy_data(&mut out, copied..seg.offset);
         let seg_end = seg.offset + 4 + seg.data.len();
         let is_jfif = seg.marker == 0xE0 && seg.data.starts_with(b"JFIF\0");
         if !inserted && !is_jfif {
@@ -405,7 +403,7 @@ fn strip_jpeg<'a>(
         insert(&mut out)?;
     }
     // Up to and including EOI; anything after it (trailers) is dropped.
-    out.copy(copied..end);
+    copy_data(&mut out, copied..end);
     Ok(out)
 }
 
