@@ -29,6 +29,10 @@ pub enum Format {
     WebP,
     Tiff,
     Gif,
+    /// HEIC/HEIF: HEVC images in a HEIF container.
+    Heif,
+    /// JPEG XL, bare codestream or in its container.
+    Jxl,
 }
 
 impl fmt::Display for Format {
@@ -39,6 +43,8 @@ impl fmt::Display for Format {
             Format::WebP => "WebP",
             Format::Tiff => "TIFF",
             Format::Gif => "GIF",
+            Format::Heif => "HEIC",
+            Format::Jxl => "JPEG XL",
         })
     }
 }
@@ -55,10 +61,11 @@ pub enum OutputFormat {
 
 impl OutputFormat {
     /// The output format chosen for an input when the user did not ask for one:
-    /// the same format, except that TIFF and GIF become PNG (lossless, widely accepted).
+    /// the same format, except that TIFF and GIF become PNG (lossless, widely accepted), and
+    /// HEIC and JPEG XL become JPEG (what every platform takes).
     pub fn for_input(input: Format) -> OutputFormat {
         match input {
-            Format::Jpeg => OutputFormat::Jpeg,
+            Format::Jpeg | Format::Heif | Format::Jxl => OutputFormat::Jpeg,
             Format::WebP => OutputFormat::WebP,
             Format::Png | Format::Tiff | Format::Gif => OutputFormat::Png,
         }
@@ -124,28 +131,55 @@ pub fn sniff(bytes: &[u8]) -> Result<Format> {
     if starts(b"GIF87a") || starts(b"GIF89a") {
         return Ok(Format::Gif);
     }
-    if starts(b"II*\0") || starts(b"MM\0*") {
-        // Canon CR2 is a TIFF with "CR" right after the header; its first image is a preview.
-        if bytes.get(8..10) == Some(b"CR") {
-            return Err(Error::Unsupported("camera RAW (Canon CR2); export a JPEG first"));
+    if starts(b"II*\0") || starts(b"MM\0*") || starts(b"IIRO") || starts(b"IIU\0") {
+        // Most camera raws are TIFF files whose first image is a small preview: tell them by
+        // their tags, never by the file name.
+        if let Some(raw) = crate::container::tiff::camera_raw(bytes) {
+            return Err(Error::Raw(raw));
         }
-        return Ok(Format::Tiff);
+        if starts(b"II*\0") || starts(b"MM\0*") {
+            return Ok(Format::Tiff);
+        }
     }
-    if starts(b"IIRO") || starts(b"IIRS") || starts(b"IIU\0") || starts(b"FUJIFILMCCD-RAW") {
-        return Err(Error::Unsupported("camera RAW; export a JPEG first"));
-    }
-    if bytes.get(4..8) == Some(b"ftyp") {
-        let brand = bytes.get(8..12).unwrap_or_default();
-        return Err(Error::Unsupported(match brand {
-            b"heic" | b"heix" | b"hevc" | b"hevx" | b"heim" | b"heis" | b"hevm" | b"hevs" | b"mif1"
-            | b"msf1" => "HEIC/HEIF; convert to JPEG first",
-            b"avif" | b"avis" => "AVIF; convert to JPEG or PNG first",
-            b"crx " => "camera RAW (Canon CR3); export a JPEG first",
-            _ => "video or other ISO media file",
+    if starts(b"IIRS") || starts(b"FUJIFILMCCD-RAW") {
+        return Err(Error::Raw(if starts(b"IIRS") {
+            "Olympus ORF"
+        } else {
+            "Fujifilm RAF"
         }));
     }
-    if starts(&[0xFF, 0x0A]) || starts(b"\0\0\0\x0CJXL \r\n\x87\n") {
-        return Err(Error::Unsupported("JPEG XL; convert to JPEG or PNG first"));
+    if bytes.get(4..8) == Some(b"ftyp") {
+        let brand = |b: &[u8]| crate::container::isobmff::has_brand(bytes, b);
+        if brand(b"crx ") {
+            return Err(Error::Raw("Canon CR3"));
+        }
+        if brand(b"avif") || brand(b"avis") {
+            return Err(Error::Unsupported(
+                "AVIF (not decoded yet); convert to JPEG or PNG first",
+            ));
+        }
+        if [
+            &b"heic"[..],
+            b"heix",
+            b"hevc",
+            b"hevx",
+            b"heim",
+            b"heis",
+            b"hevm",
+            b"hevs",
+            b"mif1",
+            b"msf1",
+            b"miaf",
+        ]
+        .iter()
+        .any(|b| brand(b))
+        {
+            return Ok(Format::Heif);
+        }
+        return Err(Error::Unsupported("video or other ISO media file"));
+    }
+    if starts(&[0xFF, 0x0A]) || crate::container::isobmff::is_jxl_container(bytes) {
+        return Ok(Format::Jxl);
     }
     if starts(b"%PDF") {
         return Err(Error::Unsupported("PDF document"));
@@ -193,6 +227,8 @@ pub struct Decoded {
 pub fn decode(bytes: &[u8], format: Format, limits: DecodeLimits) -> Result<Decoded> {
     match format {
         Format::Jpeg => decode_jpeg(bytes, limits),
+        Format::Heif => crate::heif::decode_heic(bytes, limits),
+        Format::Jxl => crate::heif::decode_jxl(bytes, limits),
         _ => decode_with_image(bytes, format, limits),
     }
 }
@@ -295,6 +331,7 @@ fn decode_with_image(bytes: &[u8], format: Format, limits: DecodeLimits) -> Resu
         Format::Tiff => ImageFormat::Tiff,
         Format::Gif => ImageFormat::Gif,
         Format::Jpeg => ImageFormat::Jpeg,
+        Format::Heif | Format::Jxl => return Err(fail("decoded by crate::heif".into())),
     };
     let mut reader = ImageReader::with_format(Cursor::new(bytes), image_format);
     let mut image_limits = image::Limits::default();
@@ -338,6 +375,11 @@ fn decode_with_image(bytes: &[u8], format: Format, limits: DecodeLimits) -> Resu
 /// Width and height from the header alone, without decoding.
 pub fn dimensions(bytes: &[u8], format: Format) -> Option<(u32, u32)> {
     let image_format = match format {
+        Format::Heif => {
+            let info = heic_decoder::probe(bytes).ok()?;
+            return Some((info.width as u32, info.height as u32));
+        }
+        Format::Jxl => return crate::heif::jxl_dimensions(bytes),
         Format::Jpeg => ImageFormat::Jpeg,
         Format::Png => ImageFormat::Png,
         Format::WebP => ImageFormat::WebP,

@@ -16,6 +16,10 @@ pub enum Error {
     #[error("unsupported format: {0}")]
     Unsupported(&'static str),
 
+    /// A camera RAW file, told by its content: it needs a raw developer, not photoshield.
+    #[error("camera RAW ({0}) is not read: export a JPEG or TIFF from your raw developer (Lightroom, darktable, RawTherapee, the camera maker's app) and protect that")]
+    Raw(&'static str),
+
     #[error(
         "image is {width}x{height} ({mp:.1} megapixels), over the limit of {limit_mp:.1} megapixels (raise it with --max-megapixels)",
         mp = *width as f64 * *height as f64 / 1e6,

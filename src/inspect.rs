@@ -3,8 +3,6 @@
 //! containers through [`crate::metadata`] and EXIF through kamadak-exif; decodes pixels only to
 //! compare an embedded thumbnail with the main image.
 
-use std::io::Cursor;
-
 use serde::Serialize;
 
 use crate::codec::{self, Format};
@@ -103,6 +101,7 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspection> {
         Format::Png => inspect_png(bytes, &mut ins),
         Format::WebP => inspect_webp(bytes, &mut ins),
         Format::Tiff => inspect_exif(bytes, &mut ins, None),
+        Format::Heif | Format::Jxl => inspect_boxes(bytes, format, &mut ins),
         Format::Gif => {
             for found in metadata::scan(bytes, format) {
                 let cat = if found.kind == Kind::Xmp {
@@ -152,7 +151,8 @@ fn report_orientation(bytes: &[u8], format: Format, ins: &mut Inspection) {
     }
 }
 
-/// HEIC/AVIF: no pixels for us, but kamadak-exif reads their EXIF, so leaks can still be shown.
+/// AVIF (and other ISO media files photoshield does not decode): no pixels for us, but the
+/// HEIF box walk names their items (EXIF, XMP, thumbnails, auxiliary images) all the same.
 fn inspect_isobmff(bytes: &[u8], what: &str) -> Inspection {
     let mut ins = Inspection {
         format: what.split(';').next().unwrap_or(what).to_string(),
@@ -160,18 +160,48 @@ fn inspect_isobmff(bytes: &[u8], what: &str) -> Inspection {
         serials: Vec::new(),
         findings: Vec::new(),
     };
-    let exif = exif::Reader::new()
-        .continue_on_error(true)
-        .read_from_container(&mut Cursor::new(bytes));
-    let exif = exif.or_else(|e| e.distill_partial_result(|_| {}));
-    if let Ok(exif) = exif {
-        report_exif(&exif, &mut ins, None);
-    }
-    if memfind(bytes, b"<x:xmpmeta").is_some() {
+    inspect_boxes(bytes, Format::Heif, &mut ins);
+    if !ins.findings.iter().any(|f| f.category == Category::Xmp) && memfind(bytes, b"<x:xmpmeta").is_some() {
         ins.add(Category::Xmp, "XMP packet", true);
     }
     ins.findings.sort_by_key(|f| f.category);
     ins
+}
+
+/// HEIC and JPEG XL: EXIF and XMP read like any other; every other part of the file
+/// (thumbnails, depth maps, gain maps, an embedded video) named from the box walk.
+fn inspect_boxes(bytes: &[u8], format: Format, ins: &mut Inspection) {
+    use crate::container::isobmff;
+    let parts = match format {
+        Format::Heif => isobmff::heif_parts(bytes),
+        _ => isobmff::jxl_parts(bytes),
+    };
+    for part in parts {
+        match (part.kind, part.data) {
+            (Kind::Exif, Some(data)) => {
+                // HEIF and JPEG XL put a 4-byte offset to the TIFF header first.
+                let skip = data
+                    .get(0..4)
+                    .map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]) as usize);
+                match data.get(4usize.saturating_add(skip)..) {
+                    Some(tiff) => inspect_exif(tiff, ins, None),
+                    None => ins.add(Category::OtherMetadata, format!("damaged {}", part.detail), true),
+                }
+            }
+            (Kind::Xmp, Some(data)) => inspect_xmp(&data, ins),
+            (kind, _) => {
+                let category = match kind {
+                    Kind::Thumbnail => Category::Thumbnail,
+                    Kind::Auxiliary => Category::Mpf,
+                    Kind::Trailer => Category::Trailer,
+                    Kind::C2pa => Category::C2pa,
+                    Kind::Exif | Kind::Xmp => Category::Xmp,
+                    _ => Category::OtherMetadata,
+                };
+                ins.add(category, part.detail, true);
+            }
+        }
+    }
 }
 
 /// Reports a colour profile with its text fields. It is a leak when its text may identify a
@@ -227,6 +257,7 @@ fn kind_name(kind: Kind) -> &'static str {
         Kind::Trailer => "data after the end of the image",
         Kind::TiffTags => "TIFF tags",
         Kind::Icc => "ICC profile",
+        Kind::Auxiliary => "auxiliary images",
     }
 }
 

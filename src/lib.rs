@@ -17,8 +17,10 @@
 pub mod batch;
 pub mod codec;
 pub mod compare;
+pub mod container;
 pub mod entropy;
 pub mod error;
+pub mod heif;
 pub mod icc;
 pub mod inspect;
 pub mod isa;

@@ -37,6 +37,8 @@ pub enum Kind {
     TiffTags,
     /// ICC colour profile. Kept by default: it changes how the colours are shown.
     Icc,
+    /// Images stored beside the photo (HEIF depth maps, HDR gain maps, secondary images).
+    Auxiliary,
 }
 
 /// The capture date (DateTimeOriginal, else DateTime) of an EXIF block, as (year, month, day).
@@ -82,7 +84,9 @@ pub fn exif_block(bytes: &[u8], format: Format) -> Option<&[u8]> {
             .find(|c| &c.id == b"EXIF")
             .map(|c| c.data.strip_prefix(b"Exif\0\0").unwrap_or(c.data)),
         Format::Tiff => Some(bytes),
-        Format::Gif => None,
+        Format::Jxl => crate::container::isobmff::jxl_exif_slice(bytes),
+        // A HEIF's EXIF is an item (read by the decoder, `Heif::exif`), not a slice.
+        Format::Gif | Format::Heif => None,
     }
 }
 
@@ -126,6 +130,11 @@ pub fn tiff_orientation(tiff: &[u8]) -> Option<u8> {
 
 /// The orientation that counts for a file (1 when none): from [`exif_block`].
 pub fn orientation(bytes: &[u8], format: Format) -> u8 {
+    // HEIF (`irot`/`imir`) and JPEG XL (the codestream) carry their own display transform; an
+    // EXIF Orientation inside them repeats it and never counts (the double-rotation bug).
+    if matches!(format, Format::Heif | Format::Jxl) {
+        return 1;
+    }
     exif_block(bytes, format).and_then(tiff_orientation).unwrap_or(1)
 }
 
@@ -311,6 +320,13 @@ pub fn scan(bytes: &[u8], format: Format) -> Vec<Found> {
             }
         }
         Format::Tiff => pieces.push((Kind::TiffTags, 0)),
+        Format::Heif | Format::Jxl => {
+            let parts = match format {
+                Format::Heif => crate::container::isobmff::heif_parts(bytes),
+                _ => crate::container::isobmff::jxl_parts(bytes),
+            };
+            pieces.extend(parts.into_iter().map(|p| (p.kind, p.bytes as usize)));
+        }
     }
     group(pieces)
 }

@@ -241,8 +241,25 @@ pub fn strip_and_scan<'a>(
             spliced.add(&out);
             Ok((spliced, metadata::scan(bytes, format), notes))
         }
+        Format::Jxl => {
+            // The orientation lives in the codestream, so no EXIF is needed to keep it.
+            let exif = minimal_exif(1, options.rights.as_ref().map(|r| r.notice.as_str()));
+            let pieces = crate::container::isobmff::jxl_strip(bytes, exif.as_deref(), xmp.map(str::as_bytes))
+                .map_err(|e| damaged(Format::Jxl, &e))?;
+            let mut spliced = Spliced::new(bytes);
+            for piece in pieces {
+                match piece {
+                    crate::container::isobmff::Piece::Input(range) => spliced.copy(range),
+                    crate::container::isobmff::Piece::New(new) => spliced.add(&new),
+                }
+            }
+            Ok((spliced, metadata::scan(bytes, format), notes))
+        }
+        Format::Heif => Err(Error::Unsupported(
+            "lossless strip does not rewrite HEIC (its metadata and extra images are items whose offsets would all move); use `protect`, which writes a clean JPEG",
+        )),
         Format::Tiff | Format::Gif => Err(Error::Unsupported(
-            "lossless strip reads JPEG, PNG and WebP; use `protect` for TIFF and GIF (re-encoded as PNG)",
+            "lossless strip reads JPEG, PNG, WebP and JPEG XL; use `protect` for TIFF and GIF (re-encoded as PNG)",
         )),
     }
 }

@@ -247,7 +247,7 @@ fn bad_inputs_fail_alone_with_a_one_line_reason() {
         ("bomb.png", "over the limit of 250.0 megapixels"),
         ("dangling.jpg", "no such file"),
         ("empty.jpg", "empty file"),
-        ("heic.jpg", "unsupported format: HEIC"),
+        ("heic.jpg", "cannot decode HEIC: no 'meta' box"),
         ("loop", "symbolic link loop"),
         ("random.jpg", "not an image"),
         ("truncated.jpg", "truncated"),

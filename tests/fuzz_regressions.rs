@@ -66,3 +66,25 @@ fn metadata_regressions() {
         }
     }
 }
+
+/// The `formats` target: the HEIF/JPEG XL walkers, both decoders and the RAW test.
+#[test]
+fn formats_regressions() {
+    use photoshield::codec::DecodeLimits;
+    let limits = DecodeLimits {
+        max_pixels: 4_000_000,
+    };
+    for (name, data) in inputs("formats") {
+        let _ = photoshield::container::isobmff::heif_parts(&data);
+        let _ = photoshield::container::isobmff::jxl_parts(&data);
+        let _ = photoshield::container::tiff::camera_raw(&data);
+        let heic = photoshield::heif::decode_heic(&data, limits);
+        let jxl = photoshield::heif::decode_jxl(&data, limits);
+        // The seeds are real files (heif-enc, cjxl) and must decode.
+        if name.starts_with("seed_") {
+            let decoded = if name.ends_with(".heic") { heic } else { jxl };
+            let px = decoded.unwrap_or_else(|e| panic!("{name}: {e}")).pixels;
+            assert_eq!((px.width, px.height), (64, 48), "{name}");
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Container formats: where each file format's structure is known (walkers with strict bounds).
+
+pub mod isobmff;
+pub mod tiff;
