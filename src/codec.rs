@@ -381,7 +381,12 @@ pub fn dimensions(bytes: &[u8], format: Format) -> Option<(u32, u32)> {
         }
         Format::Jxl => return crate::heif::jxl_dimensions(bytes),
         Format::Jpeg => ImageFormat::Jpeg,
-        Format::Png => ImageFormat::Png,
+        // From IHDR itself: the PNG decoder would inflate an iCCP chunk whole before answering.
+        Format::Png => {
+            let ihdr = crate::metadata::png_chunks(bytes).next().filter(|c| &c.kind == b"IHDR")?;
+            let be = |at: usize| Some(u32::from_be_bytes(ihdr.data.get(at..at + 4)?.try_into().ok()?));
+            return Some((be(0)?, be(4)?));
+        }
         Format::WebP => ImageFormat::WebP,
         Format::Tiff => ImageFormat::Tiff,
         Format::Gif => ImageFormat::Gif,
