@@ -383,7 +383,9 @@ pub fn dimensions(bytes: &[u8], format: Format) -> Option<(u32, u32)> {
         Format::Jpeg => ImageFormat::Jpeg,
         // From IHDR itself: the PNG decoder would inflate an iCCP chunk whole before answering.
         Format::Png => {
-            let ihdr = crate::metadata::png_chunks(bytes).next().filter(|c| &c.kind == b"IHDR")?;
+            let ihdr = crate::metadata::png_chunks(bytes)
+                .next()
+                .filter(|c| &c.kind == b"IHDR")?;
             let be = |at: usize| Some(u32::from_be_bytes(ihdr.data.get(at..at + 4)?.try_into().ok()?));
             return Some((be(0)?, be(4)?));
         }

@@ -264,8 +264,9 @@ fn a_closed_stderr_or_stdout_ends_quietly_with_code_141() {
     let dir = TempDir::new().unwrap();
     let root = dir.path().join("in");
     fs::create_dir(&root).unwrap();
-    for i in 0..40 {
-        fs::write(root.join(format!("bad{i:02}.jpg")), b"not a jpeg").unwrap();
+    // More lines than a pipe holds (64 KB), so the closed end is hit whatever the timing.
+    for i in 0..1500 {
+        fs::write(root.join(format!("bad{i:04}.jpg")), b"not a jpeg").unwrap();
     }
     // stderr closed before the first error line.
     let mut child = Process::new(bin())

@@ -234,7 +234,11 @@ fn a_colour_profile_bomb_is_dropped_with_a_note() {
     );
     let stripped = pipeline.strip(&png, &ctx).unwrap();
     assert!(stripped.bytes.len() < 64 << 10);
-    assert_eq!(stripped.report.input_size, (24, 16), "the size is read without inflating the profile");
+    assert_eq!(
+        stripped.report.input_size,
+        (24, 16),
+        "the size is read without inflating the profile"
+    );
     assert!(!photoshield::inspect::inspect(&stripped.bytes).unwrap().leaks());
 }
 

@@ -315,7 +315,13 @@ fn ctrl_c_stops_promptly_keeps_complete_outputs_and_a_rerun_finishes() {
         .assert()
         .success();
     let outputs = files(&out);
-    assert_eq!(outputs.iter().filter(|p| !p.ends_with(photoshield::batch::OUTPUT_MARKER)).count(), 60);
+    assert_eq!(
+        outputs
+            .iter()
+            .filter(|p| !p.ends_with(photoshield::batch::OUTPUT_MARKER))
+            .count(),
+        60
+    );
     assert_complete(&out);
 }
 
