@@ -25,14 +25,19 @@ impl ScanCheck {
     }
 }
 
-/// A Huffman table in the form of the JPEG specification's decoding procedure (F.2.2.3).
+/// A Huffman table in the form of the JPEG specification's decoding procedure (F.2.2.3), with a
+/// lookup of the codes up to [`FAST_BITS`] long (most symbols of real files) by their prefix.
 #[derive(Clone)]
 struct Huffman {
     maxcode: [i32; 17],
     valptr: [i32; 17],
     mincode: [i32; 17],
     values: Vec<u8>,
+    /// By the next FAST_BITS bits: the code's length << 8 | its symbol, or 0 for a longer code.
+    fast: Vec<u16>,
 }
+
+const FAST_BITS: u32 = 9;
 
 impl Huffman {
     fn new(counts: &[u8], values: &[u8]) -> Option<Huffman> {
@@ -41,6 +46,7 @@ impl Huffman {
             valptr: [0; 17],
             mincode: [0; 17],
             values: values.to_vec(),
+            fast: vec![0; 1 << FAST_BITS],
         };
         let (mut code, mut k) = (0i32, 0i32);
         for len in 1..=16 {
@@ -57,45 +63,98 @@ impl Huffman {
             }
             code <<= 1;
         }
-        (k as usize == values.len()).then_some(t)
+        if k as usize != values.len() {
+            return None;
+        }
+        for len in 1..=FAST_BITS as usize {
+            for c in t.mincode[len]..=t.maxcode[len] {
+                let symbol = t.values[(t.valptr[len] + c - t.mincode[len]) as usize];
+                let shift = FAST_BITS as usize - len;
+                for suffix in 0..1usize << shift {
+                    t.fast[((c as usize) << shift) | suffix] = ((len as u16) << 8) | symbol as u16;
+                }
+            }
+        }
+        Some(t)
     }
 }
 
-/// Reads bits of entropy-coded data, undoing byte stuffing; stops at a marker.
+/// Reads bits of entropy-coded data, undoing byte stuffing; stops at a marker. Bytes are loaded
+/// ahead into a 64-bit buffer; `stuffed` remembers which loaded bytes took two input bytes, so
+/// the input offset of the first unconsumed byte can be told ([`Bits::used_end`]).
 struct Bits<'a> {
     b: &'a [u8],
+    /// Next input byte to load.
     pos: usize,
-    acc: u32,
+    acc: u64,
+    /// Unconsumed bits: the low `n` bits of `acc`.
     n: u32,
+    stuffed: u64,
+    /// A marker (or the end of the buffer) was reached.
+    ended: bool,
 }
 
 impl Bits<'_> {
-    fn bit(&mut self) -> Option<u32> {
-        if self.n == 0 {
-            let byte = *self.b.get(self.pos)?;
-            if byte == 0xFF {
-                match self.b.get(self.pos + 1) {
-                    Some(0x00) => self.pos += 2,
-                    _ => return None, // a marker: the data ends here
-                }
-            } else {
-                self.pos += 1;
-            }
-            self.acc = byte as u32;
-            self.n = 8;
+    fn new(b: &[u8], pos: usize) -> Bits<'_> {
+        Bits {
+            b,
+            pos,
+            acc: 0,
+            n: 0,
+            stuffed: 0,
+            ended: false,
         }
-        self.n -= 1;
-        Some((self.acc >> self.n) & 1)
     }
 
-    fn bits(&mut self, count: u32) -> Option<()> {
-        for _ in 0..count {
-            self.bit()?;
+    fn fill(&mut self) {
+        while self.n <= 56 && !self.ended {
+            let Some(&byte) = self.b.get(self.pos) else {
+                self.ended = true;
+                break;
+            };
+            let width = match byte {
+                0xFF if self.b.get(self.pos + 1) == Some(&0x00) => 2,
+                0xFF => {
+                    self.ended = true; // a marker: the data ends here
+                    break;
+                }
+                _ => 1,
+            };
+            self.pos += width;
+            self.acc = (self.acc << 8) | byte as u64;
+            self.stuffed = (self.stuffed << 1) | (width == 2) as u64;
+            self.n += 8;
         }
+    }
+
+    /// Consumes `k` (at most 16) bits.
+    fn bits(&mut self, k: u32) -> Option<()> {
+        if self.n < k {
+            self.fill();
+            if self.n < k {
+                return None;
+            }
+        }
+        self.n -= k;
         Some(())
     }
 
+    fn bit(&mut self) -> Option<u32> {
+        self.bits(1)?;
+        Some(((self.acc >> self.n) & 1) as u32)
+    }
+
     fn symbol(&mut self, t: &Huffman) -> Option<u8> {
+        if self.n < 16 {
+            self.fill();
+        }
+        if self.n >= FAST_BITS {
+            let entry = t.fast[((self.acc >> (self.n - FAST_BITS)) & ((1 << FAST_BITS) - 1)) as usize];
+            if entry != 0 {
+                self.n -= (entry >> 8) as u32;
+                return Some(entry as u8);
+            }
+        }
         let mut code = 0i32;
         for len in 1..=16 {
             code = (code << 1) | self.bit()? as i32;
@@ -111,7 +170,12 @@ impl Bits<'_> {
 
     /// Drops the rest of the current byte (padding before a marker).
     fn align(&mut self) {
-        self.n = 0;
+        self.n -= self.n % 8;
+    }
+
+    /// The input offset of the first byte not consumed (after [`Bits::align`]).
+    fn used_end(&self) -> usize {
+        (0..self.n / 8).fold(self.pos, |end, i| end - 1 - ((self.stuffed >> i) & 1) as usize)
     }
 }
 
@@ -202,18 +266,13 @@ fn walk(
         .iter()
         .map(|&(d, a)| Some((dc.get(d)?.as_ref()?, ac.get(a)?.as_ref()?)))
         .collect::<Option<_>>()?;
-    let mut bits = Bits {
-        b,
-        pos: start,
-        acc: 0,
-        n: 0,
-    };
+    let mut bits = Bits::new(b, start);
     let mut found = 0u64;
     let mut unused = Vec::new();
     // The end of the data that is used, then wherever the next marker really is.
     let end_of_interval = |bits: &mut Bits, unused: &mut Vec<std::ops::Range<usize>>| {
         bits.align();
-        let used_end = bits.pos;
+        let used_end = bits.used_end();
         let mut i = used_end;
         while i < b.len() && !(b[i] == 0xFF && b.get(i + 1).is_some_and(|&m| m != 0x00)) {
             i += 1;
@@ -251,7 +310,7 @@ fn walk(
         if restart > 0 && found % restart == 0 && found < expected {
             let marker_at = end_of_interval(&mut bits, &mut unused);
             match b.get(marker_at + 1) {
-                Some(0xD0..=0xD7) => bits.pos = marker_at + 2,
+                Some(0xD0..=0xD7) => bits = Bits::new(b, marker_at + 2),
                 _ => break,
             }
         }
@@ -264,4 +323,53 @@ fn walk(
         found,
         unused,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{encode, EncodeSettings};
+    use crate::pixels::{Layout, Pixels};
+    use crate::OutputFormat;
+
+    fn photo(w: u32, h: u32) -> Vec<u8> {
+        let data = (0..w * h * 3)
+            .map(|i| ((i * 2_654_435_761u32) >> 24) as u8 / 2 + (i % (w * 3) / 7) as u8)
+            .collect();
+        let pixels = Pixels::new(w, h, Layout::Rgb8, data);
+        let settings = EncodeSettings {
+            format: OutputFormat::Jpeg,
+            quality: 90,
+        };
+        encode(&pixels, settings, None).unwrap()
+    }
+
+    #[test]
+    fn whole_files_are_complete_and_cut_ones_are_not() {
+        // 300 rows: several strips joined by restart markers; 17 and 1 px: partial MCUs.
+        for (w, h) in [(1, 1), (17, 9), (64, 48), (200, 300)] {
+            let jpeg = photo(w, h);
+            let layout = crate::metadata::jpeg_layout(&jpeg);
+            let scan = check(&jpeg, &layout).unwrap();
+            assert!(scan.complete() && scan.unused.is_empty(), "{w}x{h}: {scan:?}");
+            let data_start = layout.segments.iter().find(|s| s.marker == 0xDA).unwrap().offset + 20;
+            for cut in (data_start..jpeg.len() - 8).step_by(37) {
+                let cut_file = [&jpeg[..cut], &[0xFF, 0xD9][..]].concat();
+                let layout = crate::metadata::jpeg_layout(&cut_file);
+                if let Some(scan) = check(&cut_file, &layout) {
+                    assert!(!scan.complete(), "{w}x{h} cut at {cut} looks complete");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bytes_before_a_restart_marker_are_found() {
+        let jpeg = photo(200, 300);
+        let rst = jpeg.windows(2).position(|w| w[0] == 0xFF && w[1] == 0xD0).unwrap();
+        let hidden = [&jpeg[..rst], b"HIDDEN", &jpeg[rst..]].concat();
+        let scan = check(&hidden, &crate::metadata::jpeg_layout(&hidden)).unwrap();
+        assert!(scan.complete(), "{scan:?}");
+        assert_eq!(scan.unused, vec![rst..rst + 6]);
+    }
 }
