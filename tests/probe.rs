@@ -470,9 +470,10 @@ fn an_output_folder_inside_the_input_never_replaces_originals() {
         );
         assert_untouched(&files);
     }
-    // Two explicit inputs, one of which is the other's output.
+    // Two explicit inputs, one of which is the other's output (one job at a time, so the first
+    // input is the one that meets the second as its output).
     let assert = photoshield()
-        .args(["protect", "--if-exists", "overwrite"])
+        .args(["protect", "-j", "1", "--if-exists", "overwrite"])
         .arg(&files[0].0)
         .arg(&files[1].0)
         .arg("-o")
