@@ -366,7 +366,10 @@ mod tests {
     #[test]
     fn bytes_before_a_restart_marker_are_found() {
         let jpeg = photo(200, 300);
-        let rst = jpeg.windows(2).position(|w| w[0] == 0xFF && w[1] == 0xD0).unwrap();
+        let rst = jpeg
+            .windows(2)
+            .position(|w| w[0] == 0xFF && w[1] == 0xD0)
+            .unwrap();
         let hidden = [&jpeg[..rst], b"HIDDEN", &jpeg[rst..]].concat();
         let scan = check(&hidden, &crate::metadata::jpeg_layout(&hidden)).unwrap();
         assert!(scan.complete(), "{scan:?}");
