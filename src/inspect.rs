@@ -465,14 +465,8 @@ fn inspect_webp(bytes: &[u8], ins: &mut Inspection) {
 /// The chunks inside an animation frame: only the picture (`ALPH`, `VP8 `, `VP8L`) belongs
 /// there, but readers skip anything else, so metadata can hide in a frame.
 fn inspect_webp_frame(data: &[u8], ins: &mut Inspection) {
-    let mut i = 16;
-    while let Some(head) = data.get(i..i + 8) {
-        let id = &head[0..4];
-        let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
-        let Some(body) = i.checked_add(8 + len).and_then(|end| data.get(i + 8..end)) else {
-            break;
-        };
-        match id {
+    for (id, body) in metadata::anmf_subchunks(data) {
+        match &id {
             b"ALPH" | b"VP8 " | b"VP8L" => {}
             b"EXIF" => {
                 ins.add(
@@ -493,13 +487,13 @@ fn inspect_webp_frame(data: &[u8], ins: &mut Inspection) {
             _ => ins.add(
                 Category::OtherMetadata,
                 format!(
-                    "unknown chunk \"{}\" inside an animation frame ({len} bytes)",
-                    printable(id, 4)
+                    "unknown chunk \"{}\" inside an animation frame ({} bytes)",
+                    printable(&id, 4),
+                    body.len()
                 ),
                 true,
             ),
         }
-        i += 8 + len + (len & 1);
     }
 }
 

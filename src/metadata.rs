@@ -90,32 +90,45 @@ pub fn exif_block(bytes: &[u8], format: Format) -> Option<&[u8]> {
     }
 }
 
+/// A TIFF structure's numbers, read in its byte order, within its bounds.
+struct Tiff<'a> {
+    b: &'a [u8],
+    little_endian: bool,
+}
+
+impl Tiff<'_> {
+    fn new(b: &[u8]) -> Option<Tiff<'_>> {
+        let little_endian = match b.get(0..2)? {
+            b"II" => true,
+            b"MM" => false,
+            _ => return None,
+        };
+        Some(Tiff { b, little_endian })
+    }
+
+    fn u16(&self, at: usize) -> Option<u16> {
+        let v: [u8; 2] = self.b.get(at..at.checked_add(2)?)?.try_into().ok()?;
+        Some(if self.little_endian {
+            u16::from_le_bytes(v)
+        } else {
+            u16::from_be_bytes(v)
+        })
+    }
+
+    fn u32(&self, at: usize) -> Option<u32> {
+        let v: [u8; 4] = self.b.get(at..at.checked_add(4)?)?.try_into().ok()?;
+        Some(if self.little_endian {
+            u32::from_le_bytes(v)
+        } else {
+            u32::from_be_bytes(v)
+        })
+    }
+}
+
 /// The Orientation tag (1..=8) of IFD0 of a TIFF structure, either byte order.
 pub fn tiff_orientation(tiff: &[u8]) -> Option<u8> {
-    let le = match tiff.get(0..2)? {
-        b"II" => true,
-        b"MM" => false,
-        _ => return None,
-    };
-    let u16_at = |at: usize| {
-        tiff.get(at..at + 2).map(|b| {
-            if le {
-                u16::from_le_bytes([b[0], b[1]])
-            } else {
-                u16::from_be_bytes([b[0], b[1]])
-            }
-        })
-    };
-    let u32_at = |at: usize| {
-        tiff.get(at..at + 4).map(|b| {
-            let a = [b[0], b[1], b[2], b[3]];
-            if le {
-                u32::from_le_bytes(a)
-            } else {
-                u32::from_be_bytes(a)
-            }
-        })
-    };
+    let t = Tiff::new(tiff)?;
+    let (u16_at, u32_at) = (|at| t.u16(at), |at| t.u32(at));
     let ifd = u32_at(4)? as usize;
     let count = u16_at(ifd)? as usize;
     (0..count.min(1000)).find_map(|i| {
@@ -148,30 +161,9 @@ const EXIF_VALUE_BUDGET: usize = 4;
 /// the EXIF, GPS and interoperability IFDs) declare no more value bytes than
 /// [`EXIF_VALUE_BUDGET`] times the block's size. Every reader of EXIF blocks asks this first.
 pub fn exif_values_are_bounded(tiff: &[u8]) -> Result<(), String> {
-    let le = match tiff.get(0..2) {
-        Some(b"II") => true,
-        Some(b"MM") => false,
-        _ => return Ok(()), // not a TIFF structure: readers refuse it themselves
-    };
-    let u16_at = |at: usize| {
-        tiff.get(at..at + 2).map(|b| {
-            if le {
-                u16::from_le_bytes([b[0], b[1]])
-            } else {
-                u16::from_be_bytes([b[0], b[1]])
-            }
-        })
-    };
-    let u32_at = |at: usize| {
-        tiff.get(at..at + 4).map(|b| {
-            let a = [b[0], b[1], b[2], b[3]];
-            if le {
-                u32::from_le_bytes(a)
-            } else {
-                u32::from_be_bytes(a)
-            }
-        })
-    };
+    // Not a TIFF structure: readers refuse it themselves.
+    let Some(t) = Tiff::new(tiff) else { return Ok(()) };
+    let (u16_at, u32_at) = (|at| t.u16(at), |at| t.u32(at));
     let budget = tiff.len().saturating_mul(EXIF_VALUE_BUDGET) + 4096;
     let mut declared = 0usize;
     let mut queue: Vec<usize> = u32_at(4).map(|o| o as usize).into_iter().collect();
@@ -569,6 +561,20 @@ pub fn riff_chunks(b: &[u8]) -> impl Iterator<Item = RiffChunk<'_>> {
         let chunk = RiffChunk { id, offset: i, data };
         i = i + 8 + len + (len & 1);
         Some(chunk)
+    })
+}
+
+/// The chunks inside a WebP animation frame (`ANMF`), after its 16-byte header: (id, payload),
+/// stopping at the first one that runs past the frame.
+pub fn anmf_subchunks(frame: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
+    let mut i: usize = 16;
+    std::iter::from_fn(move || {
+        let head = frame.get(i..i.checked_add(8)?)?;
+        let id: [u8; 4] = head[0..4].try_into().ok()?;
+        let len = u32::from_le_bytes(head[4..8].try_into().ok()?) as usize;
+        let body = frame.get(i + 8..(i + 8).checked_add(len)?)?;
+        i += 8 + len + (len & 1);
+        Some((id, body))
     })
 }
 

@@ -527,17 +527,11 @@ fn png_iccp_chunk(profile: &[u8]) -> Vec<u8> {
 /// An animation frame (`ANMF`) rebuilt from its 16-byte header and the sub-chunks that make the
 /// picture (`ALPH`, `VP8 `, `VP8L`): EXIF, XMP or unknown chunks inside a frame go.
 fn rebuilt_anmf(data: &[u8]) -> Option<Vec<u8>> {
-    let header = data.get(..16)?;
-    let mut out = header.to_vec();
-    let mut i = 16;
-    while let Some(head) = data.get(i..i + 8) {
-        let id: [u8; 4] = head[0..4].try_into().ok()?;
-        let len = u32::from_le_bytes(head[4..8].try_into().ok()?) as usize;
-        let body = data.get(i + 8..(i + 8).checked_add(len)?)?;
+    let mut out = data.get(..16)?.to_vec();
+    for (id, body) in metadata::anmf_subchunks(data) {
         if matches!(&id, b"ALPH" | b"VP8 " | b"VP8L") {
             metadata::push_riff_chunk(&mut out, &id, body);
         }
-        i += 8 + len + (len & 1);
     }
     Some(out)
 }
