@@ -677,6 +677,7 @@ pub fn run(
     // Two inputs must not write the same output: the first one claims it.
     let claimed = Mutex::new(HashSet::new());
     let folders = OutputFolders::new(plan.new_output_roots);
+    let memory = MemoryBudget::new(pipeline.options().max_memory);
     let inputs = &plan.inputs;
     // Once stopped, the files not started yet still get a record: every input has one.
     let work = |job: &Job| {
@@ -693,6 +694,7 @@ pub fn run(
             claimed: &claimed,
             inputs,
             folders: &folders,
+            memory: &memory,
         };
         let mut r = process_job(job, pipeline, options, &shared);
         r.ms = started.elapsed().as_secs_f64() * 1e3;
@@ -731,6 +733,49 @@ struct Shared<'a> {
     /// Every input file: no output may replace one.
     inputs: &'a HashSet<FileId>,
     folders: &'a OutputFolders,
+    memory: &'a MemoryBudget,
+}
+
+/// The memory that the files protected at once share ([`crate::Options::max_memory`]): a file
+/// starts when its estimate fits beside those in flight, or when it is alone (a file over the
+/// whole budget is refused by the pipeline itself).
+struct MemoryBudget {
+    limit: u64,
+    used: Mutex<u64>,
+    freed: std::sync::Condvar,
+}
+
+impl MemoryBudget {
+    fn new(limit: u64) -> MemoryBudget {
+        MemoryBudget {
+            limit,
+            used: Mutex::new(0),
+            freed: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Waits until `need` bytes fit, then holds them until the lease is dropped.
+    fn lease(&self, need: u64) -> Lease<'_> {
+        let need = need.min(self.limit);
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        while *used > 0 && *used + need > self.limit {
+            used = self.freed.wait(used).unwrap_or_else(|e| e.into_inner());
+        }
+        *used += need;
+        Lease { budget: self, need }
+    }
+}
+
+struct Lease<'a> {
+    budget: &'a MemoryBudget,
+    need: u64,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        *self.budget.used.lock().unwrap_or_else(|e| e.into_inner()) -= self.need;
+        self.budget.freed.notify_all();
+    }
 }
 
 /// Housekeeping of the folders outputs go into, done once per folder at its first write: the
@@ -877,7 +922,14 @@ fn process_job(job: &Job, pipeline: &Pipeline, options: &BatchOptions, shared: &
         return r;
     }
 
-    // Protect.
+    // Protect, once this file's memory fits beside that of the files in flight (held until its
+    // output is written).
+    let _memory = match options.operation {
+        Operation::Protect => shared.memory.lease(
+            crate::memory::estimate(&bytes, format, pipeline.options()).unwrap_or(0),
+        ),
+        Operation::Strip => shared.memory.lease(0),
+    };
     let ctx = FileContext { name: &job.rel };
     // A lossless strip is written straight from the input buffer; a protected image is new.
     let result = match options.operation {

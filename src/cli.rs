@@ -505,6 +505,13 @@ pub struct Settings {
     #[arg(long, value_name = "MP", allow_negative_numbers = true)]
     pub max_megapixels: Option<f64>,
 
+    /// Most memory one file may take, e.g. 4G or 800M; files that would need more are refused
+    /// before they are decoded, and files protected at once share it [default: three quarters
+    /// of the machine's memory].
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
+    #[serde(default, deserialize_with = "memory_from_toml")]
+    pub max_memory: Option<u64>,
+
     /// When an output exists: error (report it, keep it), skip, or overwrite [default: error].
     #[arg(long, value_enum)]
     pub if_exists: Option<IfExists>,
@@ -699,6 +706,7 @@ impl Settings {
             max_size: over.max_size.or(self.max_size),
             strip_icc: over.strip_icc.or(self.strip_icc),
             max_megapixels: over.max_megapixels.or(self.max_megapixels),
+            max_memory: over.max_memory.or(self.max_memory),
             if_exists: over.if_exists.or(self.if_exists),
             jobs: over.jobs.or(self.jobs),
             text: over.text.or(self.text),
@@ -757,6 +765,9 @@ impl Settings {
                 bail!("max-megapixels must be a positive number, not {mp}");
             }
             options.max_pixels = (mp * 1e6) as u64;
+        }
+        if let Some(bytes) = self.max_memory {
+            options.max_memory = bytes;
         }
         let wm = &mut options.watermark;
         if let Some(t) = &self.text {
@@ -965,6 +976,38 @@ fn bits_from_toml<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Strin
 }
 
 /// `perturb = "medium"` or `perturb = 6` in the config file.
+/// A size in bytes: a number with an optional unit K, M, G or T (powers of 1024, an optional
+/// trailing B or iB); a bare number is megabytes.
+fn parse_memory(text: &str) -> Result<u64, String> {
+    let t = text.trim().to_ascii_uppercase();
+    let t = t.strip_suffix("IB").or_else(|| t.strip_suffix('B')).unwrap_or(&t);
+    let (number, shift) = match t.char_indices().last() {
+        Some((i, 'K')) => (&t[..i], 10),
+        Some((i, 'M')) => (&t[..i], 20),
+        Some((i, 'G')) => (&t[..i], 30),
+        Some((i, 'T')) => (&t[..i], 40),
+        _ => (t, 20),
+    };
+    match number.trim().parse::<f64>() {
+        Ok(n) if n > 0.0 && (n * (1u64 << shift) as f64) < u64::MAX as f64 => Ok((n * (1u64 << shift) as f64) as u64),
+        _ => Err(format!("{text:?} is not a memory size (such as 4G or 800M)")),
+    }
+}
+
+fn memory_from_toml<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Text(String),
+        Megabytes(f64),
+    }
+    let text = match Size::deserialize(d)? {
+        Size::Text(s) => s,
+        Size::Megabytes(n) => n.to_string(),
+    };
+    parse_memory(&text).map(Some).map_err(serde::de::Error::custom)
+}
+
 fn level_from_toml<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
@@ -1130,6 +1173,20 @@ mod tests {
 
     fn settings(toml_text: &str) -> Settings {
         toml::from_str(toml_text).unwrap()
+    }
+
+    #[test]
+    fn memory_sizes_read_with_units_and_bare_numbers_are_megabytes() {
+        assert_eq!(parse_memory("4G"), Ok(4 << 30));
+        assert_eq!(parse_memory("4GiB"), Ok(4 << 30));
+        assert_eq!(parse_memory("800mb"), Ok(800 << 20));
+        assert_eq!(parse_memory("512"), Ok(512 << 20));
+        assert_eq!(parse_memory("1.5K"), Ok(1536));
+        for bad in ["", "0", "-1G", "lots", "4X", "1e30T"] {
+            assert!(parse_memory(bad).is_err(), "{bad}");
+        }
+        assert_eq!(settings("max-memory = '2G'").max_memory, Some(2 << 30));
+        assert_eq!(settings("max-memory = 300").max_memory, Some(300 << 20));
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! [`Pixels`], encode [`Pixels`] into a fresh file that carries no metadata but the colour profile.
 //!
 //! Codecs: JPEG is decoded with zune-jpeg (straight into one buffer) and encoded with
-//! jpeg-encoder (about 3x faster than `image`'s encoder and with 4:2:0 chroma); PNG, GIF and
-//! TIFF go through `image`; WebP is decoded by `image` and encoded lossy by libwebp.
+//! jpeg-encoder (about 3x faster than `image`'s encoder and with 4:2:0 chroma); GIF and TIFF
+//! go through `image`; PNG is read row by row with the png crate and WebP with image-webp, both straight into the
+//! 8-bit buffer the pipeline holds; lossy WebP is written by libwebp.
 
 use std::fmt;
 use std::io::Cursor;
@@ -229,6 +230,8 @@ pub fn decode(bytes: &[u8], format: Format, limits: DecodeLimits) -> Result<Deco
         Format::Jpeg => decode_jpeg(bytes, limits),
         Format::Heif => crate::heif::decode_heic(bytes, limits),
         Format::Jxl => crate::heif::decode_jxl(bytes, limits),
+        Format::Png => decode_png(bytes, limits),
+        Format::WebP => decode_webp(bytes, limits),
         _ => decode_with_image(bytes, format, limits),
     }
 }
@@ -316,14 +319,228 @@ fn png_without_oversized_iccp(bytes: &[u8]) -> Option<Vec<u8>> {
     Some([&bytes[..iccp.offset], &bytes[iccp.end..]].concat())
 }
 
-fn decode_with_image(bytes: &[u8], format: Format, limits: DecodeLimits) -> Result<Decoded> {
-    if format == Format::Png {
-        if let Some(without) = png_without_oversized_iccp(bytes) {
-            let mut decoded = decode_with_image(&without, format, limits)?;
-            decoded.icc_dropped = true;
-            return Ok(decoded);
+/// PNG through the png crate, converted row by row into the 8-bit RGB or RGBA the pipeline
+/// holds, so a 16-bit or greyscale picture never exists at its own decoded size (a 16-bit
+/// 250 MP PNG took 2.2 GB through `image`; this way, its 8-bit size plus one row). 16 bits
+/// become 8 with rounding, as `image` converts them.
+fn decode_png(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
+    if let Some(without) = png_without_oversized_iccp(bytes) {
+        let mut decoded = decode_png(&without, limits)?;
+        decoded.icc_dropped = true;
+        return Ok(decoded);
+    }
+    let fail = |e: png::DecodingError| Error::Decode {
+        format: Format::Png,
+        reason: e.to_string(),
+    };
+    let mut decoder = png::Decoder::new(Cursor::new(bytes));
+    decoder.set_transformations(png::Transformations::EXPAND);
+    let mut reader = decoder.read_info().map_err(fail)?;
+    let info = reader.info();
+    let (width, height) = (info.width, info.height);
+    check_limits(width, height, limits)?;
+    let high_bit_depth = info.bit_depth == png::BitDepth::Sixteen;
+    let icc = info.icc_profile.as_ref().map(|p| p.to_vec());
+    let (color, depth) = reader.output_color_type();
+    let wide = depth == png::BitDepth::Sixteen;
+    let samples = color.samples();
+    let layout = match color {
+        png::ColorType::GrayscaleAlpha | png::ColorType::Rgba => Layout::Rgba8,
+        _ => Layout::Rgb8,
+    };
+    let channels = layout.channels();
+    let stride = width as usize * channels;
+    let mut data = crate::pixels::image_buffer(stride * height as usize);
+    let mut row8 = vec![0u8; stride];
+    let mut y = 0;
+    while let Some(row) = reader.next_interlaced_row().map_err(fail)? {
+        let src = row.data();
+        let n = src.len() / (samples << wide as usize);
+        for (x, out) in row8.chunks_exact_mut(channels).take(n).enumerate() {
+            let sample = |c: usize| {
+                let i = x * samples + c;
+                match wide {
+                    // Rounded as `image` reduces 16 bits: round(v * 255 / 65535).
+                    true => ((u16::from_be_bytes([src[2 * i], src[2 * i + 1]]) as u32 + 128) / 257) as u8,
+                    false => src[i],
+                }
+            };
+            match samples {
+                1 | 2 => out[..3].fill(sample(0)),
+                _ => (0..3).for_each(|c| out[c] = sample(c)),
+            }
+            if channels == 4 {
+                out[3] = sample(samples - 1);
+            }
+        }
+        match row.interlace() {
+            png::InterlaceInfo::Adam7(pass) => {
+                png::expand_interlaced_row(&mut data, stride, &row8[..n * channels], pass, 8 * channels as u8)
+            }
+            png::InterlaceInfo::Null(_) => {
+                data[y * stride..(y + 1) * stride].copy_from_slice(&row8);
+                y += 1;
+            }
         }
     }
+    Ok(Decoded {
+        pixels: Pixels::new(width, height, layout, data),
+        format: Format::Png,
+        orientation: orientation_of(bytes, Format::Png),
+        icc,
+        exif: crate::metadata::exif_block(bytes, Format::Png).map(<[u8]>::to_vec),
+        frames: animation_frames(bytes, Format::Png).filter(|&n| n > 1),
+        high_bit_depth,
+        icc_dropped: false,
+    })
+}
+
+/// WebP through image-webp, straight into the pipeline's buffer. An animation shows its first
+/// frame: that frame is decoded on its own and placed on the transparent canvas, instead of
+/// through image-webp's animation path, which keeps a second canvas-sized buffer (2 GB for a
+/// 2.8 KB file declaring a 15000x16000 canvas). A lossless picture without alpha is decoded as
+/// RGBA and narrowed in place, since image-webp would otherwise decode it into a temporary RGBA
+/// copy first.
+fn decode_webp(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
+    let fail = |reason: String| Error::Decode {
+        format: Format::WebP,
+        reason,
+    };
+    let chunks: Vec<_> = crate::metadata::riff_chunks(bytes).collect();
+    let (width, height) = crate::metadata::webp_canvas_size(&chunks)
+        .ok_or_else(|| fail("no image header (truncated file?)".into()))?;
+    check_limits(width, height, limits)?;
+    let vp8x_flags = chunks
+        .iter()
+        .find(|c| &c.id == b"VP8X")
+        .and_then(|c| c.data.first().copied());
+    let pixels = match chunks.iter().find(|c| &c.id == b"ANMF") {
+        Some(frame) => {
+            let alpha = vp8x_flags.is_some_and(|f| f & 0x10 != 0);
+            first_frame_on_canvas(frame.data, width, height, alpha).map_err(fail)?
+        }
+        None => decode_webp_still(bytes, &chunks).map_err(fail)?,
+    };
+    if (pixels.width, pixels.height) != (width, height) {
+        return Err(fail(format!(
+            "picture is {}x{}, its header says {width}x{height}",
+            pixels.width, pixels.height
+        )));
+    }
+    Ok(Decoded {
+        pixels,
+        format: Format::WebP,
+        orientation: orientation_of(bytes, Format::WebP),
+        icc: chunks.iter().find(|c| &c.id == b"ICCP").map(|c| c.data.to_vec()),
+        exif: crate::metadata::exif_block(bytes, Format::WebP).map(<[u8]>::to_vec),
+        frames: animation_frames(bytes, Format::WebP).filter(|&n| n > 1),
+        high_bit_depth: false,
+        icc_dropped: false,
+    })
+}
+
+/// A still WebP's pixels, RGBA when it has alpha, else RGB.
+fn decode_webp_still(bytes: &[u8], chunks: &[crate::metadata::RiffChunk]) -> std::result::Result<Pixels, String> {
+    let open = |b| image_webp::WebPDecoder::new(Cursor::new(b)).map_err(|e| e.to_string());
+    let mut decoder = open(bytes)?;
+    let (w, h) = decoder.dimensions();
+    let lossless = chunks.iter().find(|c| &c.id == b"VP8L");
+    if let Some(vp8l) = lossless.filter(|_| !decoder.has_alpha()) {
+        // The same bitstream declared with alpha decodes straight into one RGBA buffer, which
+        // is then narrowed in place.
+        let rewrapped = webp_with_alpha_flag(vp8l.data, w, h);
+        let mut decoder = open(&rewrapped)?;
+        let mut data = crate::pixels::scratch_buffer(decoder.output_buffer_size().ok_or("picture too large")?);
+        decoder.read_image(&mut data).map_err(|e| e.to_string())?;
+        rgba_to_rgb_in_place(&mut data);
+        return Ok(Pixels::new(w, h, Layout::Rgb8, data));
+    }
+    let layout = if decoder.has_alpha() { Layout::Rgba8 } else { Layout::Rgb8 };
+    let mut data = crate::pixels::scratch_buffer(decoder.output_buffer_size().ok_or("picture too large")?);
+    decoder.read_image(&mut data).map_err(|e| e.to_string())?;
+    Ok(Pixels::new(w, h, layout, data))
+}
+
+/// A WebP holding `vp8l` under an extended header that declares alpha.
+fn webp_with_alpha_flag(vp8l: &[u8], w: u32, h: u32) -> Vec<u8> {
+    let mut vp8x = [0u8; 10];
+    vp8x[0] = 0x10;
+    vp8x[4..7].copy_from_slice(&(w - 1).to_le_bytes()[..3]);
+    vp8x[7..10].copy_from_slice(&(h - 1).to_le_bytes()[..3]);
+    let mut body = b"WEBP".to_vec();
+    crate::metadata::push_riff_chunk(&mut body, b"VP8X", &vp8x);
+    crate::metadata::push_riff_chunk(&mut body, b"VP8L", vp8l);
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend(body);
+    out
+}
+
+/// Drops the alpha byte of every pixel, in place (each RGB triple moves to a lower offset).
+fn rgba_to_rgb_in_place(data: &mut Vec<u8>) {
+    let n = data.len() / 4;
+    for i in 0..n {
+        data.copy_within(4 * i..4 * i + 3, 3 * i);
+    }
+    data.truncate(3 * n);
+}
+
+/// The first frame of an animation (the payload of its first `ANMF` chunk) on a transparent
+/// `width` x `height` canvas: RGBA when the file declares alpha, else RGB (the canvas black).
+/// Over an empty canvas blending changes nothing but fully transparent pixels, which become
+/// transparent black as image-webp's blending makes them.
+fn first_frame_on_canvas(anmf: &[u8], width: u32, height: u32, alpha: bool) -> std::result::Result<Pixels, String> {
+    let u24 = |at: usize| anmf.get(at..at + 3).map(|s| u32::from_le_bytes([s[0], s[1], s[2], 0]));
+    let (Some(x), Some(y), Some(fw), Some(fh), Some(&flags)) = (u24(0), u24(3), u24(6), u24(9), anmf.get(15))
+    else {
+        return Err("malformed animation frame".into());
+    };
+    let (x, y, fw, fh) = (2 * x as usize, 2 * y as usize, fw as usize + 1, fh as usize + 1);
+    let blend = flags & 0x02 == 0;
+    // The frame as a still picture of its own, with alpha declared so that it decodes to RGBA.
+    let mut vp8x = [0u8; 10];
+    vp8x[0] = 0x10;
+    vp8x[4..7].copy_from_slice(&(fw as u32 - 1).to_le_bytes()[..3]);
+    vp8x[7..10].copy_from_slice(&(fh as u32 - 1).to_le_bytes()[..3]);
+    let mut body = b"WEBP".to_vec();
+    crate::metadata::push_riff_chunk(&mut body, b"VP8X", &vp8x);
+    for (id, data) in crate::metadata::anmf_subchunks(anmf) {
+        if matches!(&id, b"ALPH" | b"VP8 " | b"VP8L") {
+            crate::metadata::push_riff_chunk(&mut body, &id, data);
+        }
+    }
+    let mut still = b"RIFF".to_vec();
+    still.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    still.extend(body);
+    let mut decoder = image_webp::WebPDecoder::new(Cursor::new(&still[..])).map_err(|e| e.to_string())?;
+    let mut frame = vec![0u8; decoder.output_buffer_size().ok_or("frame too large")?];
+    let opaque = !decoder.has_alpha();
+    decoder.read_image(&mut frame).map_err(|e| e.to_string())?;
+    let frame_channels = if opaque { 3 } else { 4 };
+    let channels = if alpha { 4 } else { 3 };
+    let (w, h) = (width as usize, height as usize);
+    let mut data = crate::pixels::image_buffer(w * h * channels);
+    if x < w && y < h {
+        for row in 0..fh.min(h - y) {
+            let src = &frame[row * fw * frame_channels..][..fw.min(w - x) * frame_channels];
+            let dst = &mut data[((y + row) * w + x) * channels..][..fw.min(w - x) * channels];
+            for (s, d) in src.chunks_exact(frame_channels).zip(dst.chunks_exact_mut(channels)) {
+                let a = if opaque { 255 } else { s[3] };
+                if blend && a == 0 {
+                    continue; // stays transparent black
+                }
+                d[..3].copy_from_slice(&s[..3]);
+                if channels == 4 {
+                    d[3] = a;
+                }
+            }
+        }
+    }
+    let layout = if alpha { Layout::Rgba8 } else { Layout::Rgb8 };
+    Ok(Pixels::new(width, height, layout, data))
+}
+
+fn decode_with_image(bytes: &[u8], format: Format, limits: DecodeLimits) -> Result<Decoded> {
     let fail = |reason: String| Error::Decode { format, reason };
     let image_format = match format {
         Format::Png => ImageFormat::Png,
@@ -466,22 +683,54 @@ pub fn encode(pixels: &Pixels, settings: EncodeSettings, icc: Option<&[u8]>) -> 
             if pixels.width > 16383 || pixels.height > 16383 {
                 return Err(fail("WebP is limited to 16383 pixels per side".into()));
             }
-            let encoder = match pixels.layout {
-                Layout::Rgb8 => webp::Encoder::from_rgb(&pixels.data, pixels.width, pixels.height),
-                Layout::Rgba8 => webp::Encoder::from_rgba(&pixels.data, pixels.width, pixels.height),
-            };
-            let mut config = webp::WebPConfig::new().map_err(|_| fail("libwebp init".into()))?;
-            config.quality = settings.quality as f32;
-            config.method = 4;
-            let out = encoder
-                .encode_advanced(&config)
-                .map_err(|e| fail(format!("{e:?}")))?
-                .to_vec();
+            let out = encode_webp_lossy(pixels, settings.quality).map_err(fail)?;
             match icc {
                 Some(icc) => crate::metadata::webp_with_icc(out, icc).map_err(fail),
                 None => Ok(out),
             }
         }
+    }
+}
+
+/// Lossy WebP through libwebp, the pixels imported straight into its YUV planes
+/// (`use_argb = 0`). The `webp` crate imports them as 32-bit ARGB first, a four-bytes-per-pixel
+/// copy of the picture (a gigabyte for 250 MP) that the lossy encoder then converts to YUV.
+fn encode_webp_lossy(pixels: &Pixels, quality: u8) -> std::result::Result<Vec<u8>, String> {
+    use libwebp_sys as sys;
+    let mut config = sys::WebPConfig::new().map_err(|_| "libwebp: configuration")?;
+    config.quality = quality as f32;
+    config.method = 4;
+    let mut picture = sys::WebPPicture::new().map_err(|_| "libwebp: picture")?;
+    picture.use_argb = 0;
+    picture.width = pixels.width as i32;
+    picture.height = pixels.height as i32;
+    let stride = (pixels.width as usize * pixels.channels()) as i32;
+    let mut writer = std::mem::MaybeUninit::<sys::WebPMemoryWriter>::uninit();
+    // SAFETY: `pixels.data` holds `height` rows of `stride` bytes, which the import reads; the
+    // picture and the writer are initialised by libwebp before use and freed exactly once below,
+    // and `writer` outlives the encode that writes through `custom_ptr`.
+    unsafe {
+        let imported = match pixels.layout {
+            Layout::Rgb8 => sys::WebPPictureImportRGB(&mut picture, pixels.data.as_ptr(), stride),
+            Layout::Rgba8 => sys::WebPPictureImportRGBA(&mut picture, pixels.data.as_ptr(), stride),
+        };
+        if imported == 0 {
+            sys::WebPPictureFree(&mut picture);
+            return Err("libwebp: out of memory".into());
+        }
+        sys::WebPMemoryWriterInit(writer.as_mut_ptr());
+        picture.writer = Some(sys::WebPMemoryWrite);
+        picture.custom_ptr = writer.as_mut_ptr().cast();
+        let encoded = sys::WebPEncode(&config, &mut picture);
+        let error = picture.error_code;
+        sys::WebPPictureFree(&mut picture);
+        let mut writer = writer.assume_init();
+        let out = match encoded {
+            0 => Err(format!("libwebp: {error:?}")),
+            _ => Ok(std::slice::from_raw_parts(writer.mem, writer.size).to_vec()),
+        };
+        sys::WebPMemoryWriterClear(&mut writer);
+        out
     }
 }
 

@@ -27,6 +27,13 @@ pub enum Error {
     )]
     TooLarge { width: u32, height: u32, limit: u64 },
 
+    #[error(
+        "protecting it would take about {need_mb} MB of memory, over the limit of {limit_mb} MB (raise it with --max-memory)",
+        need_mb = *need >> 20,
+        limit_mb = *limit >> 20
+    )]
+    TooMuchMemory { need: u64, limit: u64 },
+
     #[error("cannot decode {format}: {reason}")]
     Decode { format: Format, reason: String },
 

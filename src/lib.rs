@@ -25,6 +25,7 @@ pub mod icc;
 pub mod inspect;
 pub mod isa;
 pub mod mark;
+pub mod memory;
 pub mod metadata;
 pub mod options;
 pub mod orient;

@@ -13,11 +13,42 @@ use crate::watermark::Watermark;
 /// Default decode limit: 250 megapixels (a 100 MP medium-format photo fits, a bomb does not).
 pub const DEFAULT_MAX_PIXELS: u64 = 250_000_000;
 
+/// Three quarters of the memory this process may use: the machine's, or its control group's
+/// limit when that is lower (a container). 6 GB when neither can be read.
+pub fn default_max_memory() -> u64 {
+    let mut total = physical_memory().unwrap_or(8 << 30);
+    if let Some(limit) = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+    {
+        total = total.min(limit);
+    }
+    total / 4 * 3
+}
+
+fn physical_memory() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        // SAFETY: sysconf only reads system constants.
+        let (pages, size) = unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE)) };
+        (pages > 0 && size > 0).then(|| pages as u64 * size as u64)
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
 /// Everything that decides how an image is protected.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Options {
     /// Largest image accepted, width x height in pixels. Default: [`DEFAULT_MAX_PIXELS`].
     pub max_pixels: u64,
+    /// Most memory one file may take on its way through the pipeline, in bytes, as
+    /// [`crate::memory::estimate`] tells it from the header; in a batch, the files being
+    /// protected at once share it. Default: [`default_max_memory`] (three quarters of the
+    /// machine's memory).
+    pub max_memory: u64,
     /// Output format. Default: `None`, the input's own format (TIFF and GIF become PNG).
     pub format: Option<OutputFormat>,
     /// JPEG and WebP quality, 1 to 100. Default: 90.
@@ -56,6 +87,7 @@ impl Default for Options {
     fn default() -> Options {
         Options {
             max_pixels: DEFAULT_MAX_PIXELS,
+            max_memory: default_max_memory(),
             format: None,
             quality: 90,
             keep_icc: true,
@@ -102,6 +134,9 @@ impl Options {
             p.validate()?;
         }
         self.watermark.validate()?;
+        if self.max_memory == 0 {
+            return Err(Error::Options("max-memory must be more than 0".into()));
+        }
         if self.max_pixels == 0 {
             return Err(Error::Options("the pixel limit must be above 0".into()));
         }

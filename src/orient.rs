@@ -1,5 +1,7 @@
 //! Applying the EXIF orientation to the pixels, so that the image shows upright once the tag is
-//! gone. The four transposing orientations go through cache-sized tiles.
+//! gone. Mirrors and the half turn move pixels within the buffer they are in; the four
+//! transposing orientations copy into a second buffer through cache-sized tiles (so a quarter
+//! turn briefly holds the picture twice: the worst case of this stage).
 
 use image::metadata::Orientation;
 
@@ -14,6 +16,14 @@ pub fn apply(pixels: Pixels, orientation: Orientation) -> Pixels {
         return pixels;
     }
     let (w, h) = (pixels.width as usize, pixels.height as usize);
+    if let Some(flip) = Flip::of(orientation) {
+        let mut pixels = pixels;
+        match pixels.channels() {
+            3 => flip_in_place::<3>(&mut pixels.data, w, h, flip),
+            _ => flip_in_place::<4>(&mut pixels.data, w, h, flip),
+        }
+        return pixels;
+    }
     let swaps = matches!(
         orientation,
         Orientation::Rotate90
@@ -31,6 +41,52 @@ pub fn apply(pixels: Pixels, orientation: Orientation) -> Pixels {
     }
     crate::pixels::recycle(pixels.data);
     Pixels::new(ow as u32, oh as u32, pixels.layout, out)
+}
+
+/// The orientations that keep width and height: done in place by swapping pixels.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flip {
+    Horizontal,
+    Vertical,
+    /// Both, which is the half turn.
+    Both,
+}
+
+impl Flip {
+    fn of(orientation: Orientation) -> Option<Flip> {
+        match orientation {
+            Orientation::FlipHorizontal => Some(Flip::Horizontal),
+            Orientation::FlipVertical => Some(Flip::Vertical),
+            Orientation::Rotate180 => Some(Flip::Both),
+            _ => None,
+        }
+    }
+}
+
+/// Mirrors a `w` x `h` picture in place: rows are swapped pairwise from the ends inwards (and
+/// reversed for a horizontal flip), one pair per rayon task.
+fn flip_in_place<const CH: usize>(data: &mut [u8], w: usize, h: usize, flip: Flip) {
+    use rayon::prelude::*;
+    let stride = w * CH;
+    let reverse = |row: &mut [u8]| row.as_chunks_mut::<CH>().0.reverse();
+    if flip == Flip::Horizontal {
+        data[..stride * h].par_chunks_mut(stride).for_each(reverse);
+        return;
+    }
+    let (top, rest) = data[..stride * h].split_at_mut(stride * (h / 2));
+    let (middle, bottom) = rest.split_at_mut(stride * (h % 2));
+    top.par_chunks_mut(stride)
+        .zip(bottom.par_chunks_mut(stride).rev())
+        .for_each(|(a, b)| {
+            a.swap_with_slice(b);
+            if flip == Flip::Both {
+                reverse(a);
+                reverse(b);
+            }
+        });
+    if flip == Flip::Both {
+        reverse(middle);
+    }
 }
 
 /// The source pixel index of output pixel (x, y) is `base + x * dx + y * dy`: every EXIF
@@ -95,20 +151,22 @@ fn copy_run<const CH: usize>(src: &[[u8; CH]], run: &mut [[u8; CH]], first: isiz
         // Three-byte pixels as four-byte words (one load and one store each, where a [u8; 3]
         // takes two of each): every store's fourth byte is the first of the next pixel, which
         // the next store writes; the run's last pixel is copied on its own.
-        let (body, tail) = run.split_at_mut(run.len() - 1);
-        let (from, to) = (src.as_ptr().cast::<u8>(), body.as_mut_ptr().cast::<u8>());
+        let last = run.len() - 1;
+        // Both pointers come from the whole slices, so every store stays within what `to` may
+        // write (the last word of the loop ends inside the run's last pixel).
+        let (from, to) = (src.as_ptr().cast::<u8>(), run.as_mut_ptr().cast::<u8>());
         let mut s = first;
-        for k in 0..body.len() {
+        for k in 0..last {
             // SAFETY: `s` stays between `low` and `high`, and `high + 1 < src.len()`, so the
             // four bytes from 3·s lie within `src`. `k + 1 < run.len()`, so the four bytes from
-            // 3·k lie within `run`.
+            // 3·k lie within `run`'s 3·run.len() bytes.
             unsafe {
                 let word = std::ptr::read_unaligned(from.offset(3 * s).cast::<u32>());
                 std::ptr::write_unaligned(to.add(3 * k).cast::<u32>(), word);
             }
             s += dx;
         }
-        tail[0] = src[s as usize];
+        run[last] = src[s as usize];
     } else {
         let mut s = first;
         for d in run {

@@ -337,7 +337,13 @@ impl Pipeline {
 
         // 1. Read: the format comes from the content.
         let format = codec::sniff(bytes)?;
-        // 2. Decode under limits.
+        // 2. Decode under limits: the picture's size, then what protecting it would take.
+        if let Some(need) = crate::memory::estimate(bytes, format, o).filter(|&n| n > o.max_memory) {
+            return Err(Error::TooMuchMemory {
+                need,
+                limit: o.max_memory,
+            });
+        }
         let decoded = codec::decode(
             bytes,
             format,
