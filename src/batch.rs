@@ -925,9 +925,9 @@ fn process_job(job: &Job, pipeline: &Pipeline, options: &BatchOptions, shared: &
     // Protect, once this file's memory fits beside that of the files in flight (held until its
     // output is written).
     let _memory = match options.operation {
-        Operation::Protect => shared.memory.lease(
-            crate::memory::estimate(&bytes, format, pipeline.options()).unwrap_or(0),
-        ),
+        Operation::Protect => shared
+            .memory
+            .lease(crate::memory::estimate(&bytes, format, pipeline.options()).unwrap_or(0)),
         Operation::Strip => shared.memory.lease(0),
     };
     let ctx = FileContext { name: &job.rel };

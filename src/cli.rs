@@ -989,7 +989,9 @@ fn parse_memory(text: &str) -> Result<u64, String> {
         _ => (t, 20),
     };
     match number.trim().parse::<f64>() {
-        Ok(n) if n > 0.0 && (n * (1u64 << shift) as f64) < u64::MAX as f64 => Ok((n * (1u64 << shift) as f64) as u64),
+        Ok(n) if n > 0.0 && (n * (1u64 << shift) as f64) < u64::MAX as f64 => {
+            Ok((n * (1u64 << shift) as f64) as u64)
+        }
         _ => Err(format!("{text:?} is not a memory size (such as 4G or 800M)")),
     }
 }

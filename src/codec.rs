@@ -440,7 +440,10 @@ fn decode_webp(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
 }
 
 /// A still WebP's pixels, RGBA when it has alpha, else RGB.
-fn decode_webp_still(bytes: &[u8], chunks: &[crate::metadata::RiffChunk]) -> std::result::Result<Pixels, String> {
+fn decode_webp_still(
+    bytes: &[u8],
+    chunks: &[crate::metadata::RiffChunk],
+) -> std::result::Result<Pixels, String> {
     let open = |b| image_webp::WebPDecoder::new(Cursor::new(b)).map_err(|e| e.to_string());
     let mut decoder = open(bytes)?;
     let (w, h) = decoder.dimensions();
@@ -450,12 +453,17 @@ fn decode_webp_still(bytes: &[u8], chunks: &[crate::metadata::RiffChunk]) -> std
         // is then narrowed in place.
         let rewrapped = webp_with_alpha_flag(vp8l.data, w, h);
         let mut decoder = open(&rewrapped)?;
-        let mut data = crate::pixels::scratch_buffer(decoder.output_buffer_size().ok_or("picture too large")?);
+        let mut data =
+            crate::pixels::scratch_buffer(decoder.output_buffer_size().ok_or("picture too large")?);
         decoder.read_image(&mut data).map_err(|e| e.to_string())?;
         rgba_to_rgb_in_place(&mut data);
         return Ok(Pixels::new(w, h, Layout::Rgb8, data));
     }
-    let layout = if decoder.has_alpha() { Layout::Rgba8 } else { Layout::Rgb8 };
+    let layout = if decoder.has_alpha() {
+        Layout::Rgba8
+    } else {
+        Layout::Rgb8
+    };
     let mut data = crate::pixels::scratch_buffer(decoder.output_buffer_size().ok_or("picture too large")?);
     decoder.read_image(&mut data).map_err(|e| e.to_string())?;
     Ok(Pixels::new(w, h, layout, data))
@@ -489,8 +497,16 @@ fn rgba_to_rgb_in_place(data: &mut Vec<u8>) {
 /// `width` x `height` canvas: RGBA when the file declares alpha, else RGB (the canvas black).
 /// Over an empty canvas blending changes nothing but fully transparent pixels, which become
 /// transparent black as image-webp's blending makes them.
-fn first_frame_on_canvas(anmf: &[u8], width: u32, height: u32, alpha: bool) -> std::result::Result<Pixels, String> {
-    let u24 = |at: usize| anmf.get(at..at + 3).map(|s| u32::from_le_bytes([s[0], s[1], s[2], 0]));
+fn first_frame_on_canvas(
+    anmf: &[u8],
+    width: u32,
+    height: u32,
+    alpha: bool,
+) -> std::result::Result<Pixels, String> {
+    let u24 = |at: usize| {
+        anmf.get(at..at + 3)
+            .map(|s| u32::from_le_bytes([s[0], s[1], s[2], 0]))
+    };
     let (Some(x), Some(y), Some(fw), Some(fh), Some(&flags)) = (u24(0), u24(3), u24(6), u24(9), anmf.get(15))
     else {
         return Err("malformed animation frame".into());
@@ -524,7 +540,10 @@ fn first_frame_on_canvas(anmf: &[u8], width: u32, height: u32, alpha: bool) -> s
         for row in 0..fh.min(h - y) {
             let src = &frame[row * fw * frame_channels..][..fw.min(w - x) * frame_channels];
             let dst = &mut data[((y + row) * w + x) * channels..][..fw.min(w - x) * channels];
-            for (s, d) in src.chunks_exact(frame_channels).zip(dst.chunks_exact_mut(channels)) {
+            for (s, d) in src
+                .chunks_exact(frame_channels)
+                .zip(dst.chunks_exact_mut(channels))
+            {
                 let a = if opaque { 255 } else { s[3] };
                 if blend && a == 0 {
                     continue; // stays transparent black

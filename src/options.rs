@@ -30,7 +30,12 @@ fn physical_memory() -> Option<u64> {
     #[cfg(unix)]
     {
         // SAFETY: sysconf only reads system constants.
-        let (pages, size) = unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE)) };
+        let (pages, size) = unsafe {
+            (
+                libc::sysconf(libc::_SC_PHYS_PAGES),
+                libc::sysconf(libc::_SC_PAGESIZE),
+            )
+        };
         (pages > 0 && size > 0).then(|| pages as u64 * size as u64)
     }
     #[cfg(not(unix))]

@@ -17,35 +17,45 @@ mod common;
 
 const MB: u64 = 1 << 20;
 
-/// Runs photoshield with `args`, returning its exit code, stderr and peak resident bytes.
+/// Runs photoshield with `args` under GNU time, returning its exit code, stderr and peak
+/// resident bytes. GNU time's `%M` is taken from a process it forked itself: Linux carries the
+/// high-water mark of the process that calls exec into the new program's `ru_maxrss`, so a
+/// child spawned straight from this test would report this test's own peak (hundreds of MB of
+/// fixtures) as its own.
 fn run_measured(args: &[&str]) -> (i32, String, u64) {
-    let child = Command::new(env!("CARGO_BIN_EXE_photoshield"))
+    let report = tempfile::NamedTempFile::new().unwrap();
+    let output = Command::new("/usr/bin/time")
+        .args(["-f", "%M", "-o"])
+        .arg(report.path())
+        .arg(env!("CARGO_BIN_EXE_photoshield"))
         .args(args)
         .env("XDG_CONFIG_HOME", "/nonexistent")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
+        .output()
         .unwrap();
-    let pid = child.id() as libc::pid_t;
-    let mut stderr = child.stderr.unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut stderr, &mut s).unwrap();
-        s
-    });
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value; wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(waited, pid, "wait4: {}", std::io::Error::last_os_error());
-    let stderr = reader.join().unwrap();
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        128 + libc::WTERMSIG(status)
-    };
-    // Linux reports ru_maxrss in kilobytes.
-    (code, stderr, usage.ru_maxrss as u64 * 1024)
+    let report = std::fs::read_to_string(report.path()).unwrap();
+    // The last line is %M; a line before it says when the command exited non-zero.
+    let kb: u64 = report
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("GNU time said {report:?}"));
+    (
+        output.status.code().unwrap_or(128),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+        kb * 1024,
+    )
+}
+
+/// GNU time is the measuring tool; without it these tests skip (and fail when CI is set).
+fn have_gnu_time() -> bool {
+    let ok = Command::new("/usr/bin/time")
+        .args(["-f", "%M", "true"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        common::skip("/usr/bin/time (GNU time) not found; memory was not measured");
+    }
+    ok
 }
 
 fn png_chunk(out: &mut impl Write, kind: &[u8; 4], data: &[u8]) {
@@ -147,7 +157,11 @@ fn flat_jpeg(path: &Path, w: u16, h: u16, orientation: u8) {
     segment(&mut out, 0xC0, &[8, hh, hl, wh, wl, 1, 1, 0x11, 0]);
     let mut one_code = [0u8; 17];
     one_code[1] = 1; // one code of length 1
-    segment(&mut out, 0xC4, &[&one_code[..], &[0], &[0x10], &one_code[1..], &[0]].concat());
+    segment(
+        &mut out,
+        0xC4,
+        &[&one_code[..], &[0], &[0x10], &one_code[1..], &[0]].concat(),
+    );
     segment(&mut out, 0xDA, &[1, 1, 0x00, 0, 63, 0]);
     let blocks = (w as usize / 8) * (h as usize / 8);
     // Two zero bits per block (DC difference 0, end of block), padded with one bits.
@@ -177,7 +191,8 @@ fn estimate(path: &Path, options: &photoshield::Options) -> u64 {
 fn check(dir: &Path, case: &Case) -> Option<String> {
     let input = dir.join(case.name);
     let out = dir.join(format!("out-{}", case.name));
-    let (code, stderr, peak) = run_measured(&["protect", input.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let (code, stderr, peak) =
+        run_measured(&["protect", input.to_str().unwrap(), "-o", out.to_str().unwrap()]);
     let budget = 2 * case.decoded + 100 * MB;
     let estimate = estimate(&input, &photoshield::Options::default());
     eprintln!(
@@ -191,7 +206,12 @@ fn check(dir: &Path, case: &Case) -> Option<String> {
         return Some(format!("{}: exit {code}: {stderr}", case.name));
     }
     if peak > estimate {
-        return Some(format!("{}: peak {} MB over the estimate {} MB", case.name, peak / MB, estimate / MB));
+        return Some(format!(
+            "{}: peak {} MB over the estimate {} MB",
+            case.name,
+            peak / MB,
+            estimate / MB
+        ));
     }
     (peak > budget).then(|| {
         format!(
@@ -209,6 +229,9 @@ fn check(dir: &Path, case: &Case) -> Option<String> {
 /// two at once under a budget that holds one run one after the other.
 #[test]
 fn large_pictures_stay_within_twice_their_decoded_size() {
+    if !have_gnu_time() {
+        return;
+    }
     // MEMORY_FIXTURES=DIR keeps the fixtures there, for measuring by hand.
     let mut dir = tempfile::tempdir().unwrap();
     if let Some(keep) = std::env::var_os("MEMORY_FIXTURES") {
@@ -220,9 +243,18 @@ fn large_pictures_stay_within_twice_their_decoded_size() {
     canvas_webp(&d.join("canvas.webp"), 15000, 16000);
     flat_jpeg(&d.join("turned.jpg"), 15800, 15800, 6);
     let cases = [
-        Case { name: "png16.png", decoded: 15800 * 15800 * 3 },
-        Case { name: "canvas.webp", decoded: 15000 * 16000 * 3 },
-        Case { name: "turned.jpg", decoded: 15800 * 15800 * 3 },
+        Case {
+            name: "png16.png",
+            decoded: 15800 * 15800 * 3,
+        },
+        Case {
+            name: "canvas.webp",
+            decoded: 15000 * 16000 * 3,
+        },
+        Case {
+            name: "turned.jpg",
+            decoded: 15800 * 15800 * 3,
+        },
     ];
     let failures: Vec<_> = cases.iter().filter_map(|case| check(d, case)).collect();
     assert!(failures.is_empty(), "{failures:#?}");
@@ -242,12 +274,23 @@ fn large_pictures_stay_within_twice_their_decoded_size() {
         ]);
         assert_eq!(code, 1, "{}: {stderr}", case.name);
         assert!(
-            stderr.contains(case.name) && stderr.contains("over the limit of 500 MB (raise it with --max-memory)"),
+            stderr.contains(case.name)
+                && stderr.contains("over the limit of 500 MB (raise it with --max-memory)"),
             "{}: {stderr}",
             case.name
         );
-        assert!(peak < 100 * MB, "{}: refused after taking {} MB", case.name, peak / MB);
-        assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0, "{}: an output was written", case.name);
+        assert!(
+            peak < 100 * MB,
+            "{}: refused after taking {} MB",
+            case.name,
+            peak / MB
+        );
+        assert_eq!(
+            std::fs::read_dir(&out).unwrap().count(),
+            0,
+            "{}: an output was written",
+            case.name
+        );
     }
 
     // Two large files, two jobs, a budget that holds one: one after the other, all written.
@@ -284,6 +327,9 @@ fn large_pictures_stay_within_twice_their_decoded_size() {
 /// perturbation and the mark), and for the corpus's HEIC, JPEG XL and progressive JPEG.
 #[test]
 fn the_estimate_bounds_real_runs() {
+    if !have_gnu_time() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (w, h) = (6000, 4000);
@@ -298,25 +344,39 @@ fn the_estimate_bounds_real_runs() {
         })],
     );
     std::fs::write(d.join("turned.jpg"), turned).unwrap();
-    let rgba: Vec<u8> = rgb.chunks(3).flat_map(|p| [p[0], p[1], p[2], p[0] / 2 + 100]).collect();
+    let rgba: Vec<u8> = rgb
+        .chunks(3)
+        .flat_map(|p| [p[0], p[1], p[2], p[0] / 2 + 100])
+        .collect();
     image::save_buffer(d.join("alpha.png"), &rgba, w, h, image::ExtendedColorType::Rgba8).unwrap();
     let mut lossless = Vec::new();
     image::codecs::webp::WebPEncoder::new_lossless(&mut lossless)
         .write_image(&rgb, w, h, image::ExtendedColorType::Rgb8)
         .unwrap();
     std::fs::write(d.join("lossless.webp"), lossless).unwrap();
-    std::fs::write(d.join("key"), "0123456789abcdef0123456789abcdef").unwrap();
+    let keygen = Command::new(env!("CARGO_BIN_EXE_photoshield"))
+        .args(["keygen", "-o"])
+        .arg(d.join("key"))
+        .output()
+        .unwrap();
+    assert!(keygen.status.success(), "{keygen:?}");
     let mut inputs: Vec<std::path::PathBuf> = ["photo.jpg", "turned.jpg", "alpha.png", "lossless.webp"]
         .iter()
         .map(|n| d.join(n))
         .collect();
     match common::corpus_dir() {
         Some(corpus) => inputs.extend(
-            ["Apple_iPhone13ProMax_orient6.heic", "mat2_dirty_xmp.jxl", "icc_multisegment_progressive.jpg"]
-                .iter()
-                .map(|n| corpus.join(n)),
+            [
+                "Apple_iPhone13ProMax_orient6.heic",
+                "mat2_dirty_xmp.jxl",
+                "icc_multisegment_progressive.jpg",
+            ]
+            .iter()
+            .map(|n| corpus.join(n)),
         ),
-        None => common::skip("../shared/corpus not found; HEIC, JPEG XL and progressive JPEG were not measured"),
+        None => {
+            common::skip("../shared/corpus not found; HEIC, JPEG XL and progressive JPEG were not measured")
+        }
     }
     let key = d.join("key");
     let option_sets: [&[&str]; 5] = [
@@ -324,7 +384,14 @@ fn the_estimate_bounds_real_runs() {
         &["--text", "© Jane", "--position", "tile"],
         &["--format", "webp"],
         &["--format", "png"],
-        &["--perturb", "medium", "--mark", "7", "--key", key.to_str().unwrap()],
+        &[
+            "--perturb",
+            "medium",
+            "--mark",
+            "7",
+            "--key",
+            key.to_str().unwrap(),
+        ],
     ];
     let mut failures = Vec::new();
     for (i, extra) in option_sets.iter().enumerate() {
@@ -332,16 +399,25 @@ fn the_estimate_bounds_real_runs() {
         let cli = photoshield_options(&args);
         for input in &inputs {
             let out = d.join(format!("out{i}"));
+            std::fs::create_dir_all(&out).unwrap();
             let mut run = vec!["protect", input.to_str().unwrap(), "-o", out.to_str().unwrap()];
             run.extend(extra.iter());
             let (code, stderr, peak) = run_measured(&run);
             let estimate = estimate(input, &cli);
             let name = input.file_name().unwrap().to_string_lossy();
-            eprintln!("{name} {extra:?}: peak {} MB, estimate {} MB", peak / MB, estimate / MB);
+            eprintln!(
+                "{name} {extra:?}: peak {} MB, estimate {} MB",
+                peak / MB,
+                estimate / MB
+            );
             if code != 0 {
                 failures.push(format!("{name} {extra:?}: exit {code}: {stderr}"));
             } else if peak > estimate {
-                failures.push(format!("{name} {extra:?}: peak {} MB over the estimate {} MB", peak / MB, estimate / MB));
+                failures.push(format!(
+                    "{name} {extra:?}: peak {} MB over the estimate {} MB",
+                    peak / MB,
+                    estimate / MB
+                ));
             }
         }
     }
