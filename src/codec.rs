@@ -495,8 +495,9 @@ fn rgba_to_rgb_in_place(data: &mut Vec<u8>) {
 
 /// The first frame of an animation (the payload of its first `ANMF` chunk) on a transparent
 /// `width` x `height` canvas: RGBA when the file declares alpha, else RGB (the canvas black).
-/// Over an empty canvas blending changes nothing but fully transparent pixels, which become
-/// transparent black as image-webp's blending makes them.
+/// The first frame is not blended (libwebp's animation decoder draws a key frame as it is; only
+/// its fully transparent pixels stay transparent black). image-webp blends it over the empty
+/// canvas, which rounds every colour it blends one level down.
 fn first_frame_on_canvas(
     anmf: &[u8],
     width: u32,
