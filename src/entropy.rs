@@ -238,9 +238,24 @@ pub fn check(b: &[u8], layout: &JpegLayout) -> Option<ScanCheck> {
             0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => return None,
             0xDA => {
                 let Some(frame) = frame.as_mut() else { break };
-                let Some(scan) = Scan::parse(d, frame, &dc, &ac) else { break };
+                let Some(scan) = Scan::parse(d, frame, &dc, &ac) else {
+                    break;
+                };
                 let start = seg.offset + 4 + d.len();
-                let (found, mut unused) = walk(b, start, restart, &scan, frame);
+                let (found, mut unused) = match scan.coding {
+                    Coding::Blocks(ref blocks) => walk(b, start, restart, scan.units, |bits, from, to| {
+                        walk_blocks(bits, blocks, from, to)
+                    }),
+                    Coding::AcBand { table, refine } => {
+                        let component = &mut frame.components[scan.components[0]];
+                        let mut band = Band::new(std::mem::take(&mut component.nonzero));
+                        let walked = walk(b, start, restart, scan.units, |bits, from, to| {
+                            band.walk(bits, table, refine, scan.band, from, to)
+                        });
+                        component.nonzero = band.finish();
+                        walked
+                    }
+                };
                 let sum = total.get_or_insert(ScanCheck {
                     expected: 0,
                     found: 0,
@@ -439,7 +454,9 @@ impl<'t> Scan<'t> {
                 (w * h, 1)
             }
             _ => {
-                let per_mcu = components.iter().map(|&c| frame.components[c].h * frame.components[c].v);
+                let per_mcu = components
+                    .iter()
+                    .map(|&c| frame.components[c].h * frame.components[c].v);
                 (frame.mcus.0 * frame.mcus.1, per_mcu.sum())
             }
         };
@@ -475,99 +492,72 @@ impl<'t> Scan<'t> {
     }
 }
 
-/// Walks one scan's data from `start`: the units whose data is present, and the byte ranges no
-/// unit uses (only looked for in the intervals that are whole).
-fn walk(b: &[u8], start: usize, restart: u64, scan: &Scan, frame: &mut Frame) -> (u64, Vec<Range<usize>>) {
-    let mut data = Data {
-        b,
-        bits: Bits::new(b, start),
-        unused: Vec::new(),
-    };
-    let mut band = match scan.coding {
-        Coding::AcBand { .. } => Some(Band {
-            prev: std::mem::take(&mut frame.components[scan.components[0]].nonzero),
-            at: 0,
-            next: Vec::new(),
-            eobrun: 0,
-        }),
-        Coding::Blocks(_) => None,
-    };
-    let interval = if restart > 0 { restart } else { scan.units };
+/// Walks one scan's data from `start`, one restart interval at a time: `step(bits, from, to)`
+/// reads units `from..to` (one whole interval, from the first bit of its data) and says where
+/// the data stopped (`to` when all are there). Returns the units present and the byte ranges no
+/// unit uses (looked for after each whole interval).
+fn walk(
+    b: &[u8],
+    start: usize,
+    restart: u64,
+    units: u64,
+    mut step: impl FnMut(&mut Bits, u64, u64) -> u64,
+) -> (u64, Vec<Range<usize>>) {
+    let mut bits = Bits::new(b, start);
+    let mut unused = Vec::new();
+    let interval = if restart > 0 { restart } else { units };
     let mut done = 0;
-    while done < scan.units {
-        let end = (done + interval).min(scan.units);
-        done = match (&scan.coding, &mut band) {
-            (Coding::Blocks(blocks), _) => data.units(blocks, done, end),
-            (&Coding::AcBand { table, refine }, Some(band)) => {
-                band.walk(&mut data.bits, table, refine, scan.band, done, end)
-            }
-            _ => unreachable!("an AC band always has its band state"),
-        };
+    while done < units {
+        let end = (done + interval).min(units);
+        done = step(&mut bits, done, end);
         if done < end {
             break; // the data stops short
         }
-        let marker_at = data.end_interval();
-        if done == scan.units {
+        let marker_at = end_of_data(b, &mut bits, &mut unused);
+        if done == units {
             break;
         }
         match b.get(marker_at + 1) {
-            Some(0xD0..=0xD7) => data.bits = Bits::new(b, marker_at + 2),
+            Some(0xD0..=0xD7) => bits = Bits::new(b, marker_at + 2),
             _ => break,
         }
-        if let Some(band) = &mut band {
-            band.eobrun = 0; // an end-of-band run never spans a restart marker
-        }
     }
-    if let Some(band) = band {
-        frame.components[scan.components[0]].nonzero = band.finish();
-    }
-    (done, data.unused)
+    (done, unused)
 }
 
-/// The scan's data being read, and the unused ranges found so far.
-struct Data<'a> {
-    b: &'a [u8],
-    bits: Bits<'a>,
-    unused: Vec<Range<usize>>,
+/// After the last unit of a scan or restart interval: the padding to the byte boundary ends
+/// what is used; anything from there to the marker is recorded. Returns the marker's offset.
+fn end_of_data(b: &[u8], bits: &mut Bits, unused: &mut Vec<Range<usize>>) -> usize {
+    bits.align();
+    let used_end = bits.used_end();
+    let mut i = used_end;
+    // A 0xFF that ends the file is the start of a marker cut short, not a hidden byte.
+    while i < b.len() && !(b[i] == 0xFF && b.get(i + 1) != Some(&0x00)) {
+        i += 1;
+    }
+    if i > used_end {
+        unused.push(used_end..i);
+    }
+    i
 }
 
-impl Data<'_> {
-    /// After the last unit of a scan or restart interval: the padding to the byte boundary ends
-    /// what is used; anything from there to the marker is recorded. Returns the marker's offset.
-    fn end_interval(&mut self) -> usize {
-        self.bits.align();
-        let used_end = self.bits.used_end();
-        let b = self.b;
-        let mut i = used_end;
-        // A 0xFF that ends the file is the start of a marker cut short, not a hidden byte.
-        while i < b.len() && !(b[i] == 0xFF && b.get(i + 1) != Some(&0x00)) {
-            i += 1;
-        }
-        if i > used_end {
-            self.unused.push(used_end..i);
-        }
-        i
-    }
-
-    /// Walks units `from..to` of a scan whose units are blocks in a fixed order: where the data
-    /// stopped (`to` when all are there).
-    fn units(&mut self, blocks: &[Block], from: u64, to: u64) -> u64 {
-        let bits = &mut self.bits;
-        for unit in from..to {
-            let present = blocks.iter().try_for_each(|block| match *block {
-                Block::Sequential(dc, ac) => sequential_block(bits, dc, ac),
-                Block::DcFirst(dc) => {
-                    let s = bits.symbol(dc)?;
-                    bits.bits(s as u32 & 15)
-                }
-                Block::DcRefine => bits.bits(1),
-            });
-            if present.is_none() {
-                return unit;
+/// Reads units `from..to` of a scan whose units code `blocks` in turn (sequential scans and
+/// progressive DC scans): where the data stopped (`to` when all are there).
+fn walk_blocks(bits: &mut Bits, blocks: &[Block], from: u64, to: u64) -> u64 {
+    for unit in from..to {
+        let present = blocks.iter().try_for_each(|block| match *block {
+            Block::Sequential(dc, ac) => sequential_block(bits, dc, ac),
+            Block::DcFirst(dc) => {
+                let s = bits.symbol(dc)?;
+                bits.bits(s as u32 & 15)
             }
+            Block::DcRefine => bits.bits(1),
+        });
+        if present.is_none() {
+            return unit;
         }
-        to
     }
+    to
 }
 
 /// One block of a sequential scan: the DC difference, then AC run/size symbols up to the end of
@@ -605,9 +595,18 @@ struct Band {
 }
 
 impl Band {
-    /// Walks blocks `from..to`: where the data stopped (`to` when all are there). A run of
-    /// blocks with nothing left to code is passed over at once, so the cost follows the data,
-    /// not the frame's size.
+    fn new(prev: Vec<(u32, u64)>) -> Band {
+        Band {
+            prev,
+            at: 0,
+            next: Vec::new(),
+            eobrun: 0,
+        }
+    }
+
+    /// Walks blocks `from..to`, one restart interval (an end-of-band run never spans a restart
+    /// marker): where the data stopped (`to` when all are there). A run of blocks with nothing
+    /// left to code is passed over at once, so the cost follows the data, not the frame's size.
     fn walk(
         &mut self,
         bits: &mut Bits,
@@ -617,6 +616,7 @@ impl Band {
         from: u64,
         to: u64,
     ) -> u64 {
+        self.eobrun = 0;
         let mut block = from;
         while block < to {
             if self.eobrun > 0 {
@@ -624,7 +624,8 @@ impl Band {
                 if refine {
                     // Each non-zero coefficient in the band still gets its correction bit.
                     let in_band = band_mask(band);
-                    while let Some(&(at, set)) = self.prev.get(self.at).filter(|e| (e.0 as u64) < block + run) {
+                    while let Some(&(at, set)) = self.prev.get(self.at).filter(|e| (e.0 as u64) < block + run)
+                    {
                         if bits.many((set & in_band).count_ones()).is_none() {
                             return (at as u64).max(block);
                         }
@@ -680,7 +681,13 @@ fn band_mask((ss, se): (usize, usize)) -> u64 {
 
 /// One block of an AC first scan (G.1.2.2): run/size symbols, or an end-of-band run that covers
 /// this block and `eobrun` more.
-fn ac_first(bits: &mut Bits, table: &Huffman, (ss, se): (usize, usize), eobrun: &mut u64, set: &mut u64) -> Option<()> {
+fn ac_first(
+    bits: &mut Bits,
+    table: &Huffman,
+    (ss, se): (usize, usize),
+    eobrun: &mut u64,
+    set: &mut u64,
+) -> Option<()> {
     let mut k = ss;
     while k <= se {
         let rs = bits.symbol(table)?;
@@ -707,7 +714,13 @@ fn ac_first(bits: &mut Bits, table: &Huffman, (ss, se): (usize, usize), eobrun: 
 /// coefficients still zero, and every non-zero one passed gets a correction bit; a new
 /// coefficient is one bit (its sign). An end-of-band run covers the rest of this block and
 /// `eobrun` more, whose non-zero coefficients still get their correction bits.
-fn ac_refine(bits: &mut Bits, table: &Huffman, (ss, se): (usize, usize), eobrun: &mut u64, set: &mut u64) -> Option<()> {
+fn ac_refine(
+    bits: &mut Bits,
+    table: &Huffman,
+    (ss, se): (usize, usize),
+    eobrun: &mut u64,
+    set: &mut u64,
+) -> Option<()> {
     let mut k = ss;
     let mut run_ended = false;
     while k <= se {
@@ -806,7 +819,10 @@ mod progressive_tests {
     use std::process::{Command, Stdio};
 
     fn skip(what: &str) {
-        assert!(std::env::var_os("CI").is_none(), "CI is set but {what} is missing");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but {what} is missing"
+        );
         eprintln!("SKIPPED: {what} not found; some progressive entropy tests did not run");
     }
 
@@ -820,7 +836,11 @@ mod progressive_tests {
                 let flat = x < w / 3 && y < h / 2;
                 for c in 0..channels {
                     let edge = if (x / 13 + y / 7 + c) % 3 == 0 { 60 } else { 0 };
-                    out.push(if flat { 200 } else { (x * 255 / w) as u8 / 2 + noise + edge });
+                    out.push(if flat {
+                        200
+                    } else {
+                        (x * 255 / w) as u8 / 2 + noise + edge
+                    });
                 }
             }
         }
@@ -844,7 +864,11 @@ mod progressive_tests {
         let writer = std::thread::spawn(move || stdin.write_all(&input).unwrap());
         let out = child.wait_with_output().unwrap();
         writer.join().unwrap();
-        assert!(out.status.success(), "cjpeg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "cjpeg {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Some(out.stdout)
     }
 
@@ -854,10 +878,18 @@ mod progressive_tests {
     const VARIANTS: &[(&[&str], bool, (u64, u64))] = &[
         (&["-progressive"], false, (2, 2)),
         (&["-progressive", "-sample", "1x1"], false, (1, 1)),
-        (&["-progressive", "-sample", "2x1", "-restart", "1"], false, (2, 1)),
+        (
+            &["-progressive", "-sample", "2x1", "-restart", "1"],
+            false,
+            (2, 1),
+        ),
         (&["-progressive", "-restart", "5B"], false, (2, 2)),
         (&["-progressive", "-grayscale"], true, (1, 1)),
-        (&["-progressive", "-grayscale", "-restart", "3B", "-quality", "98"], true, (1, 1)),
+        (
+            &["-progressive", "-grayscale", "-restart", "3B", "-quality", "98"],
+            true,
+            (1, 1),
+        ),
     ];
 
     const SIZES: &[(u32, u32)] = &[(1, 1), (17, 9), (64, 48), (203, 131)];
@@ -924,7 +956,8 @@ mod progressive_tests {
         }
         ends.push(layout.end.unwrap() - 2);
         let first = layout.segments.iter().find(|s| s.marker == 0xDA).unwrap().offset;
-        let restarts = (first..jpeg.len() - 1).filter(|&i| jpeg[i] == 0xFF && (0xD0..=0xD7).contains(&jpeg[i + 1]));
+        let restarts =
+            (first..jpeg.len() - 1).filter(|&i| jpeg[i] == 0xFF && (0xD0..=0xD7).contains(&jpeg[i + 1]));
         ends.extend(restarts);
         ends.sort();
         ends
@@ -941,7 +974,10 @@ mod progressive_tests {
             let cut_file = [&jpeg[..cut], &[0xFF, 0xD9][..]].concat();
             let scan = check(&cut_file, &jpeg_layout(&cut_file))
                 .unwrap_or_else(|| panic!("{name} cut at {cut}: not walked"));
-            assert!(scan.found < scan.expected, "{name} cut at {cut} looks complete: {scan:?}");
+            assert!(
+                scan.found < scan.expected,
+                "{name} cut at {cut} looks complete: {scan:?}"
+            );
             assert!(!scan.complete());
         }
     }
@@ -973,9 +1009,15 @@ mod progressive_tests {
             let survives = stripped.windows(PLANTED.len()).any(|w| w == PLANTED);
             assert!(!survives, "{name}: planted bytes at {plan:?} survive strip");
             let scan = check(&stripped, &jpeg_layout(&stripped)).unwrap();
-            assert!(scan.complete() && scan.unused.is_empty(), "{name} stripped: {scan:?}");
+            assert!(
+                scan.complete() && scan.unused.is_empty(),
+                "{name} stripped: {scan:?}"
+            );
             let decoded = codec::decode(&stripped, Format::Jpeg, limits).unwrap();
-            assert!(decoded.pixels == original.pixels, "{name}: stripped file decodes differently");
+            assert!(
+                decoded.pixels == original.pixels,
+                "{name}: stripped file decodes differently"
+            );
         }
     }
 
@@ -1017,7 +1059,8 @@ mod progressive_tests {
     /// data is there, and the lone 0xFF is a marker cut short, not a hidden byte.
     #[test]
     fn a_progressive_file_cut_inside_its_end_marker_has_all_its_data() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/truncated_jpeg.jpg");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/truncated_jpeg.jpg");
         let Ok(jpeg) = std::fs::read(path) else {
             return skip("../shared/corpus");
         };
@@ -1027,10 +1070,76 @@ mod progressive_tests {
         assert_cuts_are_incomplete("truncated_jpeg.jpg", &[&jpeg[..], &[0xD9]].concat(), 101);
     }
 
+    /// `cjpeg -scans` with a scan script (libjpeg's wizard.txt syntax: `components: Ss Se Ah Al;`).
+    fn cjpeg_script(script: &str, w: u32, h: u32) -> Option<Vec<u8>> {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(script.as_bytes()).unwrap();
+        cjpeg(&["-scans", file.path().to_str().unwrap()], w, h, false)
+    }
+
+    /// A sequential file in two scans (Y alone, then Cb and Cr interleaved; 4:2:0), and a
+    /// progressive one beyond libjpeg's default: one-component DC scans, DC refined twice, an AC
+    /// band refined three times. With the blocks each codes.
+    const SCRIPTS: &[(&str, &str)] = &[
+        ("sequential, Y then CbCr", "0;\n1 2;\n"),
+        (
+            "progressive, deep successive approximation",
+            "0: 0 0 0 2;\n1: 0 0 0 0;\n2: 0 0 0 0;\n0: 1 9 0 3;\n0: 10 63 0 1;\n0: 0 0 2 1;\n\
+             0: 1 9 3 2;\n0: 1 9 2 1;\n0: 0 0 1 0;\n0: 1 63 1 0;\n1: 1 63 0 0;\n2: 1 63 0 0;\n",
+        ),
+    ];
+
+    fn script_blocks(name: &str, w: u32, h: u32) -> u64 {
+        let (w, h) = (w as u64, h as u64);
+        let luma = w.div_ceil(8) * h.div_ceil(8);
+        let chroma = w.div_ceil(16) * h.div_ceil(16);
+        if name.starts_with("sequential") {
+            luma + 2 * chroma // the CbCr scan's MCU is one Cb and one Cr block
+        } else {
+            8 * luma + 4 * chroma
+        }
+    }
+
+    #[test]
+    fn scan_scripts_sequential_in_several_scans_and_deep_progressions() {
+        for &(name, script) in SCRIPTS {
+            for &(w, h) in SIZES {
+                let Some(jpeg) = cjpeg_script(script, w, h) else {
+                    return;
+                };
+                let name = format!("{name} {w}x{h}");
+                let scan = check(&jpeg, &jpeg_layout(&jpeg)).unwrap_or_else(|| panic!("{name}: not walked"));
+                assert!(scan.complete() && scan.unused.is_empty(), "{name}: {scan:?}");
+                assert_eq!(scan.expected, script_blocks(&name, w, h), "{name}");
+                assert_cuts_are_incomplete(&name, &jpeg, (jpeg.len() / 300).max(1) | 1);
+                assert_planted_bytes_are_found_and_stripped(&name, &jpeg);
+            }
+        }
+    }
+
+    /// libjpeg accepts a progression that never sends some coefficient's last bits (the
+    /// standard does not forbid it; no encoder in use writes one). Its scans are all whole, but
+    /// the file cannot be told from one cut between two scans, so it counts as incomplete: one
+    /// missing scan of the unfinished component.
+    #[test]
+    fn a_progression_that_stops_before_the_last_bit_is_incomplete() {
+        let script = "0 1 2: 0 0 0 0;\n0: 1 63 0 1;\n1: 1 63 0 0;\n2: 1 63 0 0;\n";
+        let Some(jpeg) = cjpeg_script(script, 64, 48) else {
+            return;
+        };
+        let scan = check(&jpeg, &jpeg_layout(&jpeg)).unwrap();
+        let (luma, chroma) = (8 * 6, 4 * 3);
+        assert_eq!(scan.found, (luma + 2 * chroma) + luma + 2 * chroma);
+        assert_eq!(scan.expected, scan.found + luma);
+        assert!(!scan.complete() && scan.unused.is_empty());
+    }
+
     #[test]
     fn arithmetic_coded_files_are_not_walked() {
         for args in [&["-arithmetic"][..], &["-arithmetic", "-progressive"]] {
-            let Some(jpeg) = cjpeg(args, 40, 30, false) else { return };
+            let Some(jpeg) = cjpeg(args, 40, 30, false) else {
+                return;
+            };
             assert_eq!(check(&jpeg, &jpeg_layout(&jpeg)), None, "{args:?}");
         }
     }
