@@ -225,9 +225,9 @@ pub fn check(b: &[u8], layout: &JpegLayout) -> Option<ScanCheck> {
         let d = seg.data;
         match seg.marker {
             0xC4 => {
-                if define_tables(d, &mut dc, &mut ac).is_none() {
+                let Some(()) = define_tables(d, &mut dc, &mut ac) else {
                     break;
-                }
+                };
             }
             0xDD => match d.get(..2) {
                 Some(&[hi, lo]) => restart = u16::from_be_bytes([hi, lo]) as u64,
@@ -407,6 +407,9 @@ impl<'t> Scan<'t> {
         ac: &'t [Option<Huffman>; 4],
     ) -> Option<Scan<'t>> {
         let ns = *d.first()? as usize;
+        if !(1..=4).contains(&ns) {
+            return None;
+        }
         let mut components = Vec::with_capacity(ns);
         let mut tables = Vec::with_capacity(ns);
         for k in 0..ns {
@@ -482,9 +485,9 @@ impl<'t> Scan<'t> {
     fn mark_coded(&self, frame: &mut Frame) {
         for &c in &self.components {
             for coded in &mut frame.components[c].coded_to[self.band.0..=self.band.1] {
-                if self.ah == 0 && *coded == UNCODED {
-                    *coded = self.al;
-                } else if self.ah > 0 && *coded == self.ah && self.al + 1 == self.ah {
+                let first = self.ah == 0 && *coded == UNCODED;
+                let next_bit = self.ah > 0 && *coded == self.ah && self.al + 1 == self.ah;
+                if first || next_bit {
                     *coded = self.al;
                 }
             }
