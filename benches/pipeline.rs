@@ -38,6 +38,26 @@ fn jpeg(p: &Pixels) -> Vec<u8> {
     .unwrap()
 }
 
+/// The same photo as a progressive JPEG from libjpeg-turbo's `cjpeg` (q90, 4:2:0, its default
+/// progression: 10 scans with successive approximation); `None` without cjpeg.
+fn progressive_jpeg(p: &Pixels) -> Option<Vec<u8>> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("cjpeg")
+        .args(["-progressive", "-quality", "90"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .ok()?;
+    let mut input = format!("P6\n{} {}\n255\n", p.width, p.height).into_bytes();
+    input.extend_from_slice(&p.data);
+    let mut stdin = child.stdin.take()?;
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().ok()?;
+    writer.join().ok()?.ok()?;
+    out.status.success().then_some(out.stdout)
+}
+
 /// A JPEG with EXIF orientation 6 (as phones write portrait photos).
 fn jpeg_orient6(p: &Pixels) -> Vec<u8> {
     let plain = jpeg(p);
@@ -73,6 +93,31 @@ fn bench(c: &mut Criterion) {
                 photoshield::entropy::check(bytes, &layout).unwrap()
             })
         });
+        // The same two for a progressive file, at 12 MP only (the walk keeps a non-zero set per
+        // block for the refinement scans).
+        match (w == 4000).then(|| progressive_jpeg(&img)).flatten() {
+            Some(bytes) => {
+                group.bench_with_input(
+                    BenchmarkId::new("decode_jpeg_progressive", &id),
+                    &bytes,
+                    |b, bytes| {
+                        pool.install(|| b.iter(|| codec::decode(bytes, Format::Jpeg, limits).unwrap()))
+                    },
+                );
+                group.bench_with_input(
+                    BenchmarkId::new("entropy_check_progressive", &id),
+                    &bytes,
+                    |b, bytes| {
+                        b.iter(|| {
+                            let layout = photoshield::metadata::jpeg_layout(bytes);
+                            photoshield::entropy::check(bytes, &layout).unwrap()
+                        })
+                    },
+                );
+            }
+            None if w == 4000 => eprintln!("cjpeg not found: the progressive JPEG benches did not run"),
+            None => {}
+        }
         group.bench_with_input(BenchmarkId::new("encode_jpeg_q90_420", &id), &img, |b, img| {
             pool.install(|| b.iter(|| jpeg(img)))
         });
