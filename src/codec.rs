@@ -515,8 +515,12 @@ fn first_frame_on_canvas(
     let (x, y, fw, fh) = (2 * x as usize, 2 * y as usize, fw as usize + 1, fh as usize + 1);
     let blend = flags & 0x02 == 0;
     // The frame as a still picture of its own, with alpha declared so that it decodes to RGBA.
+    // (A lossy frame without an ALPH chunk is opaque: declaring alpha would make its decoder
+    // look for one.)
+    let has_alpha_data =
+        crate::metadata::anmf_subchunks(anmf).any(|(id, _)| matches!(&id, b"ALPH" | b"VP8L"));
     let mut vp8x = [0u8; 10];
-    vp8x[0] = 0x10;
+    vp8x[0] = if has_alpha_data { 0x10 } else { 0 };
     vp8x[4..7].copy_from_slice(&(fw as u32 - 1).to_le_bytes()[..3]);
     vp8x[7..10].copy_from_slice(&(fh as u32 - 1).to_le_bytes()[..3]);
     let mut body = b"WEBP".to_vec();

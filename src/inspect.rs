@@ -423,9 +423,18 @@ fn inspect_png(bytes: &[u8], ins: &mut Inspection) {
             _ => {}
         }
     }
-    let end = metadata::png_chunks(bytes)
-        .find(|c| &c.kind == b"IEND")
-        .map(|c| c.end);
+    let chunks: Vec<_> = metadata::png_chunks(bytes).collect();
+    let past_stream: usize = chunks
+        .iter()
+        .zip(crate::image_data::png_used(&chunks))
+        .map(|(c, used)| c.data.len() - used)
+        .sum();
+    unknown_data(
+        ins,
+        past_stream,
+        "the image data (bytes after its compressed stream)",
+    );
+    let end = chunks.iter().find(|c| &c.kind == b"IEND").map(|c| c.end);
     if let Some(end) = end.filter(|&e| e < bytes.len()) {
         ins.add(
             Category::Trailer,
@@ -448,7 +457,12 @@ fn inspect_webp(bytes: &[u8], ins: &mut Inspection) {
             b"ANMF" => inspect_webp_frame(chunk.data, ins),
             b"VP8X" => unknown_data(ins, chunk.data.len().saturating_sub(10), "the VP8X chunk"),
             b"ANIM" => unknown_data(ins, chunk.data.len().saturating_sub(6), "the ANIM chunk"),
-            b"VP8 " | b"VP8L" | b"ALPH" => {}
+            b"VP8 " => unknown_data(
+                ins,
+                chunk.data.len() - crate::image_data::vp8_used_len(chunk.data),
+                "the VP8 chunk (bytes after its bitstream)",
+            ),
+            b"VP8L" | b"ALPH" => {}
             id => ins.add(
                 Category::OtherMetadata,
                 format!(
@@ -467,7 +481,12 @@ fn inspect_webp(bytes: &[u8], ins: &mut Inspection) {
 fn inspect_webp_frame(data: &[u8], ins: &mut Inspection) {
     for (id, body) in metadata::anmf_subchunks(data) {
         match &id {
-            b"ALPH" | b"VP8 " | b"VP8L" => {}
+            b"VP8 " => unknown_data(
+                ins,
+                body.len() - crate::image_data::vp8_used_len(body),
+                "an animation frame's VP8 chunk (bytes after its bitstream)",
+            ),
+            b"ALPH" | b"VP8L" => {}
             b"EXIF" => {
                 ins.add(
                     Category::OtherMetadata,

@@ -22,6 +22,7 @@ pub mod entropy;
 pub mod error;
 pub mod heif;
 pub mod icc;
+pub mod image_data;
 pub mod inspect;
 pub mod isa;
 pub mod mark;

@@ -338,6 +338,15 @@ impl Pipeline {
         // 1. Read: the format comes from the content.
         let format = codec::sniff(bytes)?;
         // 2. Decode under limits: the picture's size, then what protecting it would take.
+        if let Some((width, height)) =
+            codec::dimensions(bytes, format).filter(|&(w, h)| w as u64 * h as u64 > o.max_pixels)
+        {
+            return Err(Error::TooLarge {
+                width,
+                height,
+                limit: o.max_pixels,
+            });
+        }
         if let Some(need) = crate::memory::estimate(bytes, format, o).filter(|&n| n > o.max_memory) {
             return Err(Error::TooMuchMemory {
                 need,

@@ -477,9 +477,19 @@ fn strip_png(
         .iter()
         .find(|c| &c.kind == b"PLTE")
         .map_or(0, |c| c.data.len() / 3);
+    // Picture data past the end of its zlib stream is read by no decoder: cut.
+    let used = crate::image_data::png_used(&chunks);
     let mut out = Vec::with_capacity(b.len());
     out.extend_from_slice(&b[..8]);
-    for chunk in &chunks {
+    for (chunk, &used) in chunks.iter().zip(&used) {
+        if used < chunk.data.len() {
+            match (&chunk.kind, used) {
+                (b"IDAT", 0) => {} // wholly past the end
+                // A frame's chunk keeps at least its sequence number, which the next ones follow.
+                _ => out.extend(png_chunk(&chunk.kind, &chunk.data[..used])),
+            }
+            continue;
+        }
         if keep_icc && &chunk.kind == b"iCCP" {
             // Rebuilt: a neutral profile name, the profile through icc::carry.
             match metadata::png_iccp_profile(chunk.data) {
@@ -529,8 +539,12 @@ fn png_iccp_chunk(profile: &[u8]) -> Vec<u8> {
 fn rebuilt_anmf(data: &[u8]) -> Option<Vec<u8>> {
     let mut out = data.get(..16)?.to_vec();
     for (id, body) in metadata::anmf_subchunks(data) {
-        if matches!(&id, b"ALPH" | b"VP8 " | b"VP8L") {
-            metadata::push_riff_chunk(&mut out, &id, body);
+        match &id {
+            b"VP8 " => {
+                metadata::push_riff_chunk(&mut out, &id, &body[..crate::image_data::vp8_used_len(body)])
+            }
+            b"ALPH" | b"VP8L" => metadata::push_riff_chunk(&mut out, &id, body),
+            _ => {}
         }
     }
     Some(out)
@@ -592,6 +606,11 @@ fn strip_webp(
     }
     for c in image {
         match &c.id {
+            // A tail after the bitstream is read by no decoder: cut.
+            b"VP8 " => {
+                let used = crate::image_data::vp8_used_len(c.data);
+                metadata::push_riff_chunk(&mut body, b"VP8 ", &c.data[..used]);
+            }
             b"ANMF" => {
                 let frame =
                     rebuilt_anmf(c.data).ok_or_else(|| damaged(Format::WebP, "malformed animation frame"))?;

@@ -626,3 +626,71 @@ proptest! {
         assert_untouched(&files);
     }
 }
+
+/// Item 4, the tails of compressed picture data: bytes after the end of a PNG's zlib stream
+/// (inside its last IDAT, or in an IDAT of their own) and after a VP8 bitstream (a still
+/// WebP's, an animation frame's) are read by no decoder; strip drops them, inspect reports
+/// them, and the pictures are unchanged.
+#[test]
+fn bytes_after_the_compressed_picture_data_are_removed() {
+    // PNG: the planted bytes at the end of the last IDAT, then as an IDAT of their own.
+    let plain = plain_png();
+    let chunks: Vec<_> = photoshield::metadata::png_chunks(&plain).collect();
+    let idat = chunks.iter().find(|c| &c.kind == b"IDAT").unwrap();
+    let rebuilt = |extra: Vec<Vec<u8>>| -> Vec<u8> {
+        [&plain[..idat.offset], &extra.concat(), &plain[idat.end..]].concat()
+    };
+    let tailed = rebuilt(vec![chunk(b"IDAT", &[idat.data, PLANTED].concat())]);
+    assert_nothing_planted_survives("bytes after the zlib stream in IDAT", &tailed);
+    let own = rebuilt(vec![chunk(b"IDAT", idat.data), chunk(b"IDAT", PLANTED)]);
+    assert_nothing_planted_survives("an IDAT after the zlib stream", &own);
+    let pipeline = Pipeline::new(&Options::default()).unwrap();
+    let ctx = FileContext { name: "x" };
+    for input in [&tailed, &own] {
+        let stripped = pipeline.strip(input, &ctx).unwrap().bytes;
+        assert_eq!(
+            image::load_from_memory(&stripped).unwrap().into_rgb8().into_raw(),
+            common::landscape(24, 16, 1),
+            "the PNG's picture changed"
+        );
+    }
+
+    // WebP: a lossy still and an animation frame with a tail after the VP8 bitstream.
+    let (w, h) = (64, 48);
+    let rgb = common::landscape(w, h, 6);
+    let lossy = photoshield::codec::encode(
+        &photoshield::Pixels::new(w, h, photoshield::Layout::Rgb8, rgb),
+        photoshield::codec::EncodeSettings {
+            format: photoshield::codec::OutputFormat::WebP,
+            quality: 80,
+        },
+        None,
+    )
+    .unwrap();
+    let vp8 = photoshield::metadata::riff_chunks(&lossy)
+        .find(|c| &c.id == b"VP8 ")
+        .unwrap()
+        .data
+        .to_vec();
+    let tail = [PLANTED, &[0x55; 40][..]].concat();
+    let still = riff(&[(b"VP8 ", [&vp8[..], &tail].concat())]);
+    assert_nothing_planted_survives("bytes after a VP8 bitstream", &still);
+    let stripped = pipeline.strip(&still, &ctx).unwrap().bytes;
+    assert_eq!(
+        image::load_from_memory(&stripped).unwrap().into_rgb8().into_raw(),
+        image::load_from_memory(&lossy).unwrap().into_rgb8().into_raw(),
+        "the WebP's picture changed"
+    );
+    let mut anmf = vec![0u8; 16];
+    anmf[6..9].copy_from_slice(&((w - 1).to_le_bytes()[..3]));
+    anmf[9..12].copy_from_slice(&((h - 1).to_le_bytes()[..3]));
+    anmf[12] = 100;
+    photoshield::metadata::push_riff_chunk(&mut anmf, b"VP8 ", &[&vp8[..], &tail].concat());
+    let mut vp8x = vec![0x02u8, 0, 0, 0];
+    vp8x.extend_from_slice(&(w - 1).to_le_bytes()[..3]);
+    vp8x.extend_from_slice(&(h - 1).to_le_bytes()[..3]);
+    let animation = riff(&[(b"VP8X", vp8x), (b"ANIM", vec![0; 6]), (b"ANMF", anmf)]);
+    assert_nothing_planted_survives("bytes after an animation frame's VP8 bitstream", &animation);
+    // An ordinary file keeps every byte of its bitstream.
+    assert_eq!(pipeline.strip(&lossy, &ctx).unwrap().bytes.len(), lossy.len());
+}
