@@ -451,7 +451,8 @@ fn decode_webp_still(
     if let Some(vp8l) = lossless.filter(|_| !decoder.has_alpha()) {
         // The same bitstream declared with alpha decodes straight into one RGBA buffer, which
         // is then narrowed in place.
-        let rewrapped = webp_with_alpha_flag(vp8l.data, w, h);
+        let vp8x = crate::metadata::vp8x(0x10, w, h);
+        let rewrapped = crate::metadata::webp_file([(b"VP8X", &vp8x[..]), (b"VP8L", vp8l.data)]);
         let mut decoder = open(&rewrapped)?;
         let mut data =
             crate::pixels::scratch_buffer(decoder.output_buffer_size().ok_or("picture too large")?);
@@ -467,21 +468,6 @@ fn decode_webp_still(
     let mut data = crate::pixels::scratch_buffer(decoder.output_buffer_size().ok_or("picture too large")?);
     decoder.read_image(&mut data).map_err(|e| e.to_string())?;
     Ok(Pixels::new(w, h, layout, data))
-}
-
-/// A WebP holding `vp8l` under an extended header that declares alpha.
-fn webp_with_alpha_flag(vp8l: &[u8], w: u32, h: u32) -> Vec<u8> {
-    let mut vp8x = [0u8; 10];
-    vp8x[0] = 0x10;
-    vp8x[4..7].copy_from_slice(&(w - 1).to_le_bytes()[..3]);
-    vp8x[7..10].copy_from_slice(&(h - 1).to_le_bytes()[..3]);
-    let mut body = b"WEBP".to_vec();
-    crate::metadata::push_riff_chunk(&mut body, b"VP8X", &vp8x);
-    crate::metadata::push_riff_chunk(&mut body, b"VP8L", vp8l);
-    let mut out = b"RIFF".to_vec();
-    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    out.extend(body);
-    out
 }
 
 /// Drops the alpha byte of every pixel, in place (each RGB triple moves to a lower offset).
@@ -517,22 +503,14 @@ fn first_frame_on_canvas(
     // The frame as a still picture of its own, with alpha declared so that it decodes to RGBA.
     // (A lossy frame without an ALPH chunk is opaque: declaring alpha would make its decoder
     // look for one.)
-    let has_alpha_data =
-        crate::metadata::anmf_subchunks(anmf).any(|(id, _)| matches!(&id, b"ALPH" | b"VP8L"));
-    let mut vp8x = [0u8; 10];
-    vp8x[0] = if has_alpha_data { 0x10 } else { 0 };
-    vp8x[4..7].copy_from_slice(&(fw as u32 - 1).to_le_bytes()[..3]);
-    vp8x[7..10].copy_from_slice(&(fh as u32 - 1).to_le_bytes()[..3]);
-    let mut body = b"WEBP".to_vec();
-    crate::metadata::push_riff_chunk(&mut body, b"VP8X", &vp8x);
-    for (id, data) in crate::metadata::anmf_subchunks(anmf) {
-        if matches!(&id, b"ALPH" | b"VP8 " | b"VP8L") {
-            crate::metadata::push_riff_chunk(&mut body, &id, data);
-        }
-    }
-    let mut still = b"RIFF".to_vec();
-    still.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    still.extend(body);
+    let picture: Vec<_> = crate::metadata::anmf_subchunks(anmf)
+        .filter(|(id, _)| matches!(id, b"ALPH" | b"VP8 " | b"VP8L"))
+        .collect();
+    let has_alpha_data = picture.iter().any(|(id, _)| id != b"VP8 ");
+    let vp8x = crate::metadata::vp8x(if has_alpha_data { 0x10 } else { 0 }, fw as u32, fh as u32);
+    let still = crate::metadata::webp_file(
+        std::iter::once((b"VP8X", &vp8x[..])).chain(picture.iter().map(|(id, data)| (id, *data))),
+    );
     let mut decoder = image_webp::WebPDecoder::new(Cursor::new(&still[..])).map_err(|e| e.to_string())?;
     let mut frame = vec![0u8; decoder.output_buffer_size().ok_or("frame too large")?];
     let opaque = !decoder.has_alpha();

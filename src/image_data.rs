@@ -90,11 +90,7 @@ pub fn vp8_used_len(vp8: &[u8]) -> usize {
 
 /// Whether `bitstream`, as a still lossy WebP, decodes without reading past its end.
 fn decodes_as_vp8(bitstream: &[u8]) -> bool {
-    let mut body = b"WEBP".to_vec();
-    crate::metadata::push_riff_chunk(&mut body, b"VP8 ", bitstream);
-    let mut riff = b"RIFF".to_vec();
-    riff.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    riff.extend(body);
+    let riff = crate::metadata::webp_file([(b"VP8 ", bitstream)]);
     let Ok(mut decoder) = image_webp::WebPDecoder::new(Cursor::new(&riff[..])) else {
         return false;
     };

@@ -66,7 +66,7 @@ fn has_alpha(bytes: &[u8], format: Format) -> bool {
         }),
         Format::WebP => crate::metadata::riff_chunks(bytes).any(|c| match &c.id {
             b"VP8X" => c.data.first().is_some_and(|f| f & 0x10 != 0),
-            b"VP8L" => c.data.get(4).is_some_and(|b| b & 0x10 != 0),
+            b"VP8L" => crate::metadata::vp8l_has_alpha(c.data),
             _ => false,
         }),
         Format::Gif | Format::Tiff | Format::Heif | Format::Jxl => true,

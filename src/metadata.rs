@@ -675,24 +675,52 @@ pub fn gif_frame_count(b: &[u8]) -> u32 {
 
 /// Wraps a simple-format WebP (as libwebp writes it) into the extended format with an ICC
 /// profile chunk, setting the VP8X flags and canvas size the specification requires.
+/// The payload of a `VP8X` chunk: feature `flags` (0x20 ICC, 0x10 alpha, 0x08 EXIF, 0x04 XMP,
+/// 0x02 animation) and the canvas size.
+pub fn vp8x(flags: u8, width: u32, height: u32) -> [u8; 10] {
+    let mut v = [0u8; 10];
+    v[0] = flags;
+    v[4..7].copy_from_slice(&(width - 1).to_le_bytes()[..3]);
+    v[7..10].copy_from_slice(&(height - 1).to_le_bytes()[..3]);
+    v
+}
+
+/// A WebP file of `chunks`, in order, under the RIFF header.
+pub fn webp_file<'a>(chunks: impl IntoIterator<Item = (&'a [u8; 4], &'a [u8])>) -> Vec<u8> {
+    let mut body = b"WEBP".to_vec();
+    for (id, data) in chunks {
+        push_riff_chunk(&mut body, id, data);
+    }
+    riff_file(body)
+}
+
+/// `body` (starting with "WEBP") under the RIFF header that gives its length.
+pub fn riff_file(body: Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 8);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// The alpha hint of a `VP8L` bitstream's header (bit 28 after the signature byte).
+pub fn vp8l_has_alpha(vp8l: &[u8]) -> bool {
+    vp8l.get(4).is_some_and(|b| b & 0x10 != 0)
+}
+
 pub fn webp_with_icc(simple: Vec<u8>, icc: &[u8]) -> Result<Vec<u8>, String> {
     let chunks: Vec<RiffChunk> = riff_chunks(&simple).collect();
     let (width, height) = webp_canvas_size(&chunks).ok_or("cannot read the encoded WebP's size")?;
-    let has_alpha = chunks.iter().any(|c| &c.id == b"ALPH")
-        || chunks
-            .iter()
-            .any(|c| &c.id == b"VP8L" && c.data.get(4).is_some_and(|b| b & 0x10 != 0));
+    let has_alpha = chunks
+        .iter()
+        .any(|c| &c.id == b"ALPH" || (&c.id == b"VP8L" && vp8l_has_alpha(c.data)));
     let mut flags = 0x20u8; // ICC
     if has_alpha {
         flags |= 0x10;
     }
     let mut body = Vec::with_capacity(simple.len() + icc.len() + 64);
     body.extend_from_slice(b"WEBP");
-    let mut vp8x = [0u8; 10];
-    vp8x[0] = flags;
-    vp8x[4..7].copy_from_slice(&(width - 1).to_le_bytes()[..3]);
-    vp8x[7..10].copy_from_slice(&(height - 1).to_le_bytes()[..3]);
-    push_riff_chunk(&mut body, b"VP8X", &vp8x);
+    push_riff_chunk(&mut body, b"VP8X", &vp8x(flags, width, height));
     push_riff_chunk(&mut body, b"ICCP", icc);
     for c in chunks
         .iter()
@@ -700,11 +728,7 @@ pub fn webp_with_icc(simple: Vec<u8>, icc: &[u8]) -> Result<Vec<u8>, String> {
     {
         push_riff_chunk(&mut body, &c.id, c.data);
     }
-    let mut out = Vec::with_capacity(body.len() + 8);
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    out.extend_from_slice(&body);
-    Ok(out)
+    Ok(riff_file(body))
 }
 
 pub fn push_riff_chunk(out: &mut Vec<u8>, id: &[u8; 4], data: &[u8]) {

@@ -589,11 +589,8 @@ fn strip_webp(
             _ => {
                 let (w, h) = metadata::webp_canvas_size(&chunks)
                     .ok_or_else(|| damaged(Format::WebP, "no canvas size"))?;
-                header[4..7].copy_from_slice(&(w - 1).to_le_bytes()[..3]);
-                header[7..10].copy_from_slice(&(h - 1).to_le_bytes()[..3]);
-                if image.iter().any(|c| &c.id == b"ALPH") {
-                    header[0] |= 0x10;
-                }
+                let alpha = image.iter().any(|c| &c.id == b"ALPH");
+                header = metadata::vp8x(if alpha { 0x10 } else { 0 }, w, h);
             }
         }
         header[0] |= if icc.is_some() { 0x20 } else { 0 }
@@ -632,9 +629,5 @@ fn strip_webp(
     if let Some(xmp) = xmp {
         metadata::push_riff_chunk(&mut body, b"XMP ", xmp.as_bytes());
     }
-    let mut out = Vec::with_capacity(body.len() + 8);
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    out.extend_from_slice(&body);
-    Ok(out)
+    Ok(metadata::riff_file(body))
 }

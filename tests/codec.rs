@@ -166,6 +166,22 @@ fn assert_near_image(what: &str, bytes: &[u8], above: u8) {
     }
 }
 
+/// Every corpus file with `extension` that `image` can read decodes as `image` decodes it.
+fn corpus_same_as_image(extension: &str) {
+    let Some(corpus) = common::corpus_dir() else {
+        return common::skip(&format!(
+            "../shared/corpus not found; its .{extension} files were not compared"
+        ));
+    };
+    for entry in std::fs::read_dir(corpus).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        if path.extension().is_some_and(|e| e == extension) && image::load_from_memory(&bytes).is_ok() {
+            assert_same_as_image(&path.display().to_string(), &bytes);
+        }
+    }
+}
+
 /// A PNG written by hand, Adam7-interlaced when asked (no encoder here writes interlaced
 /// PNGs): raw rows of `depth`-bit samples, filter type 0.
 fn handmade_png(
@@ -287,18 +303,7 @@ fn png_decodes_as_image_decodes_it() {
             }
         }
     }
-    match common::corpus_dir() {
-        Some(corpus) => {
-            for entry in std::fs::read_dir(corpus).unwrap() {
-                let path = entry.unwrap().path();
-                let bytes = std::fs::read(&path).unwrap();
-                if path.extension().is_some_and(|e| e == "png") && image::load_from_memory(&bytes).is_ok() {
-                    assert_same_as_image(&path.display().to_string(), &bytes);
-                }
-            }
-        }
-        None => common::skip("../shared/corpus not found; the corpus PNGs were not compared"),
-    }
+    corpus_same_as_image("png");
 }
 
 /// WebP is read by photoshield through image-webp straight into its buffer, and an animation's
@@ -386,16 +391,5 @@ fn webp_decodes_as_image_decodes_it() {
         .unwrap();
         assert_same_as_image(&format!("lossy {layout:?}"), &lossy);
     }
-    match common::corpus_dir() {
-        Some(corpus) => {
-            for entry in std::fs::read_dir(corpus).unwrap() {
-                let path = entry.unwrap().path();
-                let bytes = std::fs::read(&path).unwrap();
-                if path.extension().is_some_and(|e| e == "webp") && image::load_from_memory(&bytes).is_ok() {
-                    assert_same_as_image(&path.display().to_string(), &bytes);
-                }
-            }
-        }
-        None => common::skip("../shared/corpus not found; the corpus WebPs were not compared"),
-    }
+    corpus_same_as_image("webp");
 }
