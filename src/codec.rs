@@ -620,7 +620,7 @@ pub fn dimensions(bytes: &[u8], format: Format) -> Option<(u32, u32)> {
 /// Counts the frames of an animated GIF, APNG or WebP by walking its blocks (cheap, bounded).
 pub fn animation_frames(bytes: &[u8], format: Format) -> Option<u32> {
     match format {
-        Format::Gif => Some(crate::metadata::gif_frame_count(bytes)),
+        Format::Gif => Some(crate::metadata::gif_layout(bytes).frames),
         Format::Png => crate::metadata::png_chunks(bytes)
             .find(|c| &c.kind == b"acTL")
             .and_then(|c| c.data.get(0..4))

@@ -62,21 +62,52 @@ pub fn png_used(chunks: &[crate::metadata::Chunk]) -> Vec<usize> {
     used
 }
 
-/// How many bytes of a `VP8 ` chunk's bitstream a decoder reads; the rest is a tail no decoder
-/// uses. The last partition's size is implicit (it runs to the end of the chunk), so the end is
-/// found by decoding: image-webp refuses a bitstream it would have to read past, so the
-/// shortest prefix that decodes is what is used. One decode of the chunk without its last
-/// [`SLACK`] bytes settles ordinary files (that fails: at most a few bytes are unused, kept);
-/// a longer tail is then found by bisection. The byte after the shortest prefix is kept, since
-/// the decoder may read one byte past the data as zero.
-pub fn vp8_used_len(vp8: &[u8]) -> usize {
+/// A compressed bitstream in a WebP file whose chunk size may run past its end.
+#[derive(Clone, Copy, Debug)]
+pub enum Bitstream {
+    /// `VP8 `: lossy; the last partition's size is implicit (it runs to the end of the chunk).
+    Vp8,
+    /// `VP8L`: lossless, read bit by bit to the last pixel.
+    Vp8l,
+    /// `ALPH`: the alpha plane of a picture of this size, raw or as a headerless VP8L stream.
+    Alpha { width: u32, height: u32 },
+}
+
+/// How many bytes of a WebP bitstream chunk a decoder reads; the rest is a tail no decoder
+/// uses. Neither format states its length, so the end is found by decoding: image-webp refuses
+/// a bitstream it would have to read past, so the shortest prefix that decodes is what is used.
+/// One decode of the chunk without its last [`SLACK`] bytes settles ordinary files (that fails:
+/// at most a few bytes are unused, kept); a longer tail is then found by bisection. The byte
+/// after the shortest prefix is kept, since a decoder may read one byte past the data as zero.
+/// A raw alpha plane is exactly one byte per pixel after its header byte.
+pub fn bitstream_used_len(kind: Bitstream, data: &[u8]) -> usize {
     const SLACK: usize = 8;
-    let decodes = |len: usize| decodes_as_vp8(&vp8[..len]);
-    if vp8.len() <= SLACK || !decodes(vp8.len() - SLACK) {
-        return vp8.len();
+    let decodes = |len: usize| match kind {
+        Bitstream::Vp8 => decodes_as(b"VP8 ", &data[..len]),
+        Bitstream::Vp8l => decodes_as(b"VP8L", &data[..len]),
+        Bitstream::Alpha { width, height } => {
+            len > 0
+                && decodes_as(
+                    b"VP8L",
+                    &[&vp8l_header(width, height)[..], &data[1..len]].concat(),
+                )
+        }
+    };
+    if let Bitstream::Alpha { width, height } = kind {
+        match data.first().map(|h| h & 3) {
+            Some(0) => {
+                let raw = 1 + u64::from(width) * u64::from(height);
+                return data.len().min(usize::try_from(raw).unwrap_or(usize::MAX));
+            }
+            Some(1) => {}
+            _ => return data.len(),
+        }
     }
-    // decodes(hi) holds, decodes(lo) does not (a bitstream needs its 10-byte frame header).
-    let (mut lo, mut hi) = (0, vp8.len() - SLACK);
+    if data.len() <= SLACK || !decodes(data.len() - SLACK) {
+        return data.len();
+    }
+    // decodes(hi) holds, decodes(lo) does not (a bitstream needs its header).
+    let (mut lo, mut hi) = (0, data.len() - SLACK);
     while hi - lo > 1 {
         let mid = lo + (hi - lo) / 2;
         if decodes(mid) {
@@ -85,12 +116,33 @@ pub fn vp8_used_len(vp8: &[u8]) -> usize {
             lo = mid;
         }
     }
-    (hi + 1).min(vp8.len())
+    (hi + 1).min(data.len())
 }
 
-/// Whether `bitstream`, as a still lossy WebP, decodes without reading past its end.
-fn decodes_as_vp8(bitstream: &[u8]) -> bool {
-    let riff = crate::metadata::webp_file([(b"VP8 ", bitstream)]);
+/// [`bitstream_used_len`] for a WebP chunk by its id: `VP8 `, `VP8L`, or `ALPH` of a picture of
+/// `size`; any other chunk (or an `ALPH` of unknown size) is wholly used.
+pub fn webp_chunk_used_len(id: &[u8; 4], data: &[u8], size: Option<(u32, u32)>) -> usize {
+    let kind = match (id, size) {
+        (b"VP8 ", _) => Bitstream::Vp8,
+        (b"VP8L", _) => Bitstream::Vp8l,
+        (b"ALPH", Some((width, height))) => Bitstream::Alpha { width, height },
+        _ => return data.len(),
+    };
+    bitstream_used_len(kind, data)
+}
+
+/// The 5-byte header that turns an `ALPH` chunk's headerless lossless stream into a `VP8L`
+/// bitstream: signature, 14-bit width and height less one, no alpha, version 0. The header is
+/// 40 bits, so the stream that follows starts on a byte, as in the `ALPH` chunk.
+fn vp8l_header(width: u32, height: u32) -> [u8; 5] {
+    let bits = (width.saturating_sub(1) & 0x3FFF) | ((height.saturating_sub(1) & 0x3FFF) << 14);
+    let [a, b, c, d] = bits.to_le_bytes();
+    [0x2F, a, b, c, d]
+}
+
+/// Whether `bitstream`, as the only chunk of a still WebP, decodes without reading past its end.
+fn decodes_as(id: &[u8; 4], bitstream: &[u8]) -> bool {
+    let riff = crate::metadata::webp_file([(id, bitstream)]);
     let Ok(mut decoder) = image_webp::WebPDecoder::new(Cursor::new(&riff[..])) else {
         return false;
     };

@@ -102,24 +102,52 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspection> {
         Format::WebP => inspect_webp(bytes, &mut ins),
         Format::Tiff => inspect_exif(bytes, &mut ins, None),
         Format::Heif | Format::Jxl => inspect_boxes(bytes, format, &mut ins),
-        Format::Gif => {
-            for found in metadata::scan(bytes, format) {
-                let cat = if found.kind == Kind::Xmp {
-                    Category::Xmp
-                } else {
-                    Category::Comment
-                };
-                ins.add(
-                    cat,
-                    format!("{} ({} bytes)", kind_name(found.kind), found.bytes),
-                    true,
-                );
-            }
-        }
+        Format::Gif => inspect_gif(bytes, &mut ins),
     }
     report_orientation(bytes, format, &mut ins);
     ins.findings.sort_by_key(|f| f.category);
     Ok(ins)
+}
+
+/// GIF's extension blocks: comments, XMP, and any application or plain-text block that is not
+/// one of the animation loop blocks every viewer knows; bytes after the trailer.
+fn inspect_gif(bytes: &[u8], ins: &mut Inspection) {
+    let layout = metadata::gif_layout(bytes);
+    for block in &layout.extensions {
+        match block.label {
+            0xFE => ins.add(
+                Category::Comment,
+                format!("GIF comment ({} bytes)", block.len),
+                true,
+            ),
+            0xFF if block.app.starts_with(b"XMP Data") => {
+                ins.add(Category::Xmp, format!("XMP packet ({} bytes)", block.len), true)
+            }
+            0xFF if matches!(block.app, b"NETSCAPE2.0" | b"ANIMEXTS1.0") => {}
+            0xFF => ins.add(
+                Category::OtherMetadata,
+                format!(
+                    "application block \"{}\" ({} bytes)",
+                    printable(block.app, 11),
+                    block.len
+                ),
+                true,
+            ),
+            0x01 => ins.add(
+                Category::OtherMetadata,
+                format!("plain-text block ({} bytes)", block.len),
+                true,
+            ),
+            _ => {}
+        }
+    }
+    if let Some(end) = layout.end.filter(|&e| e < bytes.len()) {
+        ins.add(
+            Category::Trailer,
+            format!("{} bytes after the end of the image", bytes.len() - end),
+            true,
+        );
+    }
 }
 
 /// The orientation that counts ([`metadata::orientation`], the rule `protect` and `strip`
@@ -242,25 +270,6 @@ fn unknown_data(ins: &mut Inspection, extra: usize, place: &str) {
     }
 }
 
-fn kind_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Exif => "EXIF",
-        Kind::Xmp => "XMP",
-        Kind::Iptc => "IPTC / Photoshop resources",
-        Kind::Thumbnail => "JFIF thumbnail",
-        Kind::Comment => "comment",
-        Kind::Text => "text chunks",
-        Kind::Time => "modification time",
-        Kind::Mpf => "MPF secondary images",
-        Kind::C2pa => "C2PA / JUMBF manifest",
-        Kind::Other => "application segment",
-        Kind::Trailer => "data after the end of the image",
-        Kind::TiffTags => "TIFF tags",
-        Kind::Icc => "ICC profile",
-        Kind::Auxiliary => "auxiliary images",
-    }
-}
-
 fn inspect_jpeg(bytes: &[u8], ins: &mut Inspection) {
     let layout = metadata::jpeg_layout(bytes);
     if let Some(err) = layout.error {
@@ -307,6 +316,12 @@ fn inspect_jpeg(bytes: &[u8], ins: &mut Inspection) {
         if seg.marker == 0xEE && data.starts_with(b"Adobe") {
             unknown_data(ins, data.len().saturating_sub(12), "the Adobe segment");
         }
+        let defined = metadata::jpeg_defined_len(seg.marker, data);
+        unknown_data(
+            ins,
+            data.len() - defined,
+            &format!("the segment with marker 0xFF{:02X}", seg.marker),
+        );
         match classify_jpeg_segment(seg.marker, data) {
             Some(Kind::Exif) => inspect_exif(&data[6..], ins, Some(bytes)),
             Some(Kind::Xmp) => inspect_xmp(data, ins),
@@ -420,7 +435,14 @@ fn inspect_png(bytes: &[u8], ins: &mut Inspection) {
                 );
             }
             b"caBX" => ins.add(Category::C2pa, "caBX C2PA manifest", true),
-            _ => {}
+            // The picture, its animation and its colour: what `strip` keeps.
+            b"IHDR" | b"PLTE" | b"IDAT" | b"IEND" | b"tRNS" | b"sBIT" | b"cICP" | b"mDCV" | b"cLLI"
+            | b"acTL" | b"fcTL" | b"fdAT" => {}
+            kind => ins.add(
+                Category::OtherMetadata,
+                format!("chunk \"{}\" ({} bytes)", printable(kind, 4), chunk.data.len()),
+                true,
+            ),
         }
     }
     let chunks: Vec<_> = metadata::png_chunks(bytes).collect();
@@ -445,7 +467,19 @@ fn inspect_png(bytes: &[u8], ins: &mut Inspection) {
 }
 
 fn inspect_webp(bytes: &[u8], ins: &mut Inspection) {
-    for chunk in metadata::riff_chunks(bytes) {
+    let riff_end = bytes
+        .get(4..8)
+        .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize + 8);
+    if let Some(end) = riff_end.filter(|&e| e < bytes.len()) {
+        ins.add(
+            Category::Trailer,
+            format!("{} bytes after the end of the image", bytes.len() - end),
+            true,
+        );
+    }
+    let chunks: Vec<_> = metadata::riff_chunks(bytes).collect();
+    let size = metadata::webp_canvas_size(&chunks);
+    for chunk in &chunks {
         match &chunk.id {
             b"EXIF" => {
                 // Some writers keep the JPEG-style "Exif\0\0" prefix.
@@ -457,12 +491,14 @@ fn inspect_webp(bytes: &[u8], ins: &mut Inspection) {
             b"ANMF" => inspect_webp_frame(chunk.data, ins),
             b"VP8X" => unknown_data(ins, chunk.data.len().saturating_sub(10), "the VP8X chunk"),
             b"ANIM" => unknown_data(ins, chunk.data.len().saturating_sub(6), "the ANIM chunk"),
-            b"VP8 " => unknown_data(
+            id @ (b"VP8 " | b"VP8L" | b"ALPH") => unknown_data(
                 ins,
-                chunk.data.len() - crate::image_data::vp8_used_len(chunk.data),
-                "the VP8 chunk (bytes after its bitstream)",
+                chunk.data.len() - crate::image_data::webp_chunk_used_len(id, chunk.data, size),
+                &format!(
+                    "the {} chunk (bytes after its bitstream)",
+                    printable(id, 4).trim_end()
+                ),
             ),
-            b"VP8L" | b"ALPH" => {}
             id => ins.add(
                 Category::OtherMetadata,
                 format!(
@@ -479,14 +515,17 @@ fn inspect_webp(bytes: &[u8], ins: &mut Inspection) {
 /// The chunks inside an animation frame: only the picture (`ALPH`, `VP8 `, `VP8L`) belongs
 /// there, but readers skip anything else, so metadata can hide in a frame.
 fn inspect_webp_frame(data: &[u8], ins: &mut Inspection) {
+    let size = metadata::anmf_size(data);
     for (id, body) in metadata::anmf_subchunks(data) {
         match &id {
-            b"VP8 " => unknown_data(
+            b"VP8 " | b"VP8L" | b"ALPH" => unknown_data(
                 ins,
-                body.len() - crate::image_data::vp8_used_len(body),
-                "an animation frame's VP8 chunk (bytes after its bitstream)",
+                body.len() - crate::image_data::webp_chunk_used_len(&id, body, size),
+                &format!(
+                    "an animation frame's {} chunk (bytes after its bitstream)",
+                    printable(&id, 4).trim_end()
+                ),
             ),
-            b"ALPH" | b"VP8L" => {}
             b"EXIF" => {
                 ins.add(
                     Category::OtherMetadata,
@@ -953,7 +992,9 @@ fn trim_bars(img: image::RgbImage) -> image::RgbImage {
 fn inspect_xmp(xml: &[u8], ins: &mut Inspection) {
     let text = String::from_utf8_lossy(xml);
     let props = xmp_properties(&text);
-    if props.iter().all(|p| RIGHTS_PROPERTIES.contains(&p.as_str())) && !props.is_empty() {
+    // A rights notice states the rights; a packet with a creator alone is just a name.
+    let notice = props.iter().any(|p| p == "dc:rights");
+    if notice && props.iter().all(|p| RIGHTS_PROPERTIES.contains(&p.as_str())) {
         ins.add(
             Category::Rights,
             format!("XMP rights notice ({})", props.join(", ")),

@@ -303,7 +303,7 @@ pub fn scan(bytes: &[u8], format: Format) -> Vec<Found> {
             }
         }
         Format::Gif => {
-            for block in gif_extensions(bytes) {
+            for block in gif_layout(bytes).extensions {
                 match block.label {
                     0xFE => pieces.push((Kind::Comment, block.len)),
                     0xFF if block.app.starts_with(b"XMP Data") => pieces.push((Kind::Xmp, block.len)),
@@ -578,8 +578,52 @@ pub fn anmf_subchunks(frame: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
     })
 }
 
-/// A GIF extension block: its label (0xFE comment, 0xFF application, ...), the application
-/// identifier for 0xFF, and the total length of its sub-blocks.
+/// How many bytes of a JPEG coding segment's payload its fields define: a frame header (SOFn)
+/// and a scan header (SOS) by their component counts, a restart interval (DRI) 2 bytes, and
+/// quantisation and Huffman table segments (DQT, DHT) up to their last complete table. Bytes
+/// after that are read by no decoder: a hiding place. Other segments are wholly defined.
+pub fn jpeg_defined_len(marker: u8, data: &[u8]) -> usize {
+    let defined = match marker {
+        0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => data.get(5).map(|&n| 6 + 3 * n as usize),
+        0xDA => data.first().map(|&n| 1 + 2 * n as usize + 3),
+        0xDD => Some(2),
+        0xDB => {
+            let mut at = 0;
+            while let Some(&pq) = data.get(at) {
+                let next = at + 1 + 64 * (1 + usize::from(pq >> 4));
+                if next > data.len() {
+                    break;
+                }
+                at = next;
+            }
+            Some(at)
+        }
+        0xC4 => {
+            let mut at = 0;
+            while let Some(counts) = data.get(at + 1..at + 17) {
+                let next = at + 17 + counts.iter().map(|&c| c as usize).sum::<usize>();
+                if next > data.len() {
+                    break;
+                }
+                at = next;
+            }
+            Some(at)
+        }
+        _ => None,
+    };
+    defined.map_or(data.len(), |d| d.min(data.len()))
+}
+
+/// The size of an animation frame (`ANMF` data: 24-bit x/2, y/2, width-1, height-1, ...).
+pub fn anmf_size(frame: &[u8]) -> Option<(u32, u32)> {
+    let d = frame.get(6..12)?;
+    let u24 = |s: &[u8]| u32::from_le_bytes([s[0], s[1], s[2], 0]) + 1;
+    Some((u24(&d[0..3]), u24(&d[3..6])))
+}
+
+/// A GIF extension block: its label (0xFE comment, 0xFF application, 0x01 plain text, 0xF9
+/// graphic control), the application identifier for 0xFF, and the total length of its
+/// sub-blocks.
 #[derive(Clone, Copy, Debug)]
 pub struct GifExtension<'a> {
     pub label: u8,
@@ -587,15 +631,30 @@ pub struct GifExtension<'a> {
     pub len: usize,
 }
 
-/// Walks a GIF's blocks, yielding its extension blocks; stops at the trailer or on malformed data.
-pub fn gif_extensions(b: &[u8]) -> impl Iterator<Item = GifExtension<'_>> {
-    let mut i = match b.get(10) {
-        Some(&flags) if flags & 0x80 != 0 => 13 + (3 << ((flags & 7) + 1)),
-        Some(_) => 13,
-        None => usize::MAX,
+/// A GIF's blocks, from one walk: its extension blocks, its frames (image descriptors), and
+/// where its trailer ends (`None` when the walk met malformed data or the end of the file first).
+#[derive(Debug, Default)]
+pub struct GifLayout<'a> {
+    pub extensions: Vec<GifExtension<'a>>,
+    pub frames: u32,
+    pub end: Option<usize>,
+}
+
+/// Walks a GIF's blocks up to its trailer. Never reads past the buffer.
+pub fn gif_layout(b: &[u8]) -> GifLayout<'_> {
+    let mut layout = GifLayout::default();
+    let colour_table = |flags: u8| {
+        if flags & 0x80 != 0 {
+            3 << ((flags & 7) + 1)
+        } else {
+            0
+        }
+    };
+    let Some(&flags) = b.get(10) else {
+        return layout;
     };
     // Returns (index after the chain's terminator, total payload length).
-    let skip_sub_blocks = move |mut i: usize| -> Option<(usize, usize)> {
+    let sub_blocks = |mut i: usize| -> Option<(usize, usize)> {
         let mut total = 0;
         loop {
             let n = *b.get(i)? as usize;
@@ -606,75 +665,41 @@ pub fn gif_extensions(b: &[u8]) -> impl Iterator<Item = GifExtension<'_>> {
             }
         }
     };
-    std::iter::from_fn(move || loop {
-        match *b.get(i)? {
-            0x2C => {
-                let flags = *b.get(i + 9)?;
-                i += 10;
-                if flags & 0x80 != 0 {
-                    i += 3 << ((flags & 7) + 1);
-                }
-                i = skip_sub_blocks(i + 1)?.0;
-            }
-            0x21 => {
-                let label = *b.get(i + 1)?;
-                let app = if label == 0xFF {
-                    b.get(i + 3..i + 14).unwrap_or_default()
-                } else {
-                    &[]
-                };
-                let (next, len) = skip_sub_blocks(i + 2)?;
-                i = next;
-                return Some(GifExtension { label, app, len });
-            }
-            _ => return None,
-        }
-    })
-}
-
-/// Counts the image descriptors of a GIF (its frames).
-pub fn gif_frame_count(b: &[u8]) -> u32 {
-    // Walk again, counting descriptors; extensions are skipped the same way as above.
-    let mut i = match b.get(10) {
-        Some(&flags) if flags & 0x80 != 0 => 13 + (3 << ((flags & 7) + 1)),
-        Some(_) => 13,
-        None => return 0,
-    };
-    let mut frames = 0;
-    let skip = |mut i: usize| -> Option<usize> {
-        loop {
-            let n = *b.get(i)? as usize;
-            i += 1 + n;
-            if n == 0 {
-                return Some(i);
-            }
-        }
-    };
+    let mut i = 13 + colour_table(flags);
     loop {
         let next = match b.get(i) {
             Some(0x2C) => {
-                frames += 1;
+                layout.frames += 1;
                 let Some(&flags) = b.get(i + 9) else {
-                    return frames;
+                    return layout;
                 };
-                let mut j = i + 10;
-                if flags & 0x80 != 0 {
-                    j += 3 << ((flags & 7) + 1);
-                }
-                skip(j + 1)
+                // Descriptor, local colour table, LZW minimum code size, then the data.
+                sub_blocks(i + 10 + colour_table(flags) + 1).map(|(next, _)| next)
             }
-            Some(0x21) => skip(i + 2),
+            Some(0x21) => {
+                let label = b.get(i + 1).copied().unwrap_or(0);
+                let app = match label {
+                    0xFF => b.get(i + 3..i + 14).unwrap_or_default(),
+                    _ => &[],
+                };
+                sub_blocks(i + 2).map(|(next, len)| {
+                    layout.extensions.push(GifExtension { label, app, len });
+                    next
+                })
+            }
+            Some(0x3B) => {
+                layout.end = Some(i + 1);
+                return layout;
+            }
             _ => None,
         };
         match next {
             Some(n) => i = n,
-            None => return frames,
+            None => return layout,
         }
     }
 }
 
-/// Wraps a simple-format WebP (as libwebp writes it) into the extended format with an ICC
-/// profile chunk, setting the VP8X flags and canvas size the specification requires.
 /// The payload of a `VP8X` chunk: feature `flags` (0x20 ICC, 0x10 alpha, 0x08 EXIF, 0x04 XMP,
 /// 0x02 animation) and the canvas size.
 pub fn vp8x(flags: u8, width: u32, height: u32) -> [u8; 10] {
@@ -708,6 +733,8 @@ pub fn vp8l_has_alpha(vp8l: &[u8]) -> bool {
     vp8l.get(4).is_some_and(|b| b & 0x10 != 0)
 }
 
+/// Wraps a simple-format WebP (as libwebp writes it) into the extended format with an ICC
+/// profile chunk, setting the VP8X flags and canvas size the specification requires.
 pub fn webp_with_icc(simple: Vec<u8>, icc: &[u8]) -> Result<Vec<u8>, String> {
     let chunks: Vec<RiffChunk> = riff_chunks(&simple).collect();
     let (width, height) = webp_canvas_size(&chunks).ok_or("cannot read the encoded WebP's size")?;

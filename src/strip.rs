@@ -395,7 +395,11 @@ fn strip_jpeg<'a>(
                     out.add(&rebuilt);
                 }
             }
-            None => out.copy(seg.offset..seg_end),
+            // Coding segments (frame and scan headers, tables) lose bytes past their fields.
+            None => match metadata::jpeg_defined_len(seg.marker, seg.data) {
+                defined if defined == seg.data.len() => out.copy(seg.offset..seg_end),
+                defined => out.add(&jpeg_segment(seg.marker, &[&seg.data[..defined]])?),
+            },
         }
         copied = seg_end;
     }
@@ -538,13 +542,11 @@ fn png_iccp_chunk(profile: &[u8]) -> Vec<u8> {
 /// picture (`ALPH`, `VP8 `, `VP8L`): EXIF, XMP or unknown chunks inside a frame go.
 fn rebuilt_anmf(data: &[u8]) -> Option<Vec<u8>> {
     let mut out = data.get(..16)?.to_vec();
+    let size = metadata::anmf_size(data);
     for (id, body) in metadata::anmf_subchunks(data) {
-        match &id {
-            b"VP8 " => {
-                metadata::push_riff_chunk(&mut out, &id, &body[..crate::image_data::vp8_used_len(body)])
-            }
-            b"ALPH" | b"VP8L" => metadata::push_riff_chunk(&mut out, &id, body),
-            _ => {}
+        if matches!(&id, b"VP8 " | b"VP8L" | b"ALPH") {
+            let used = crate::image_data::webp_chunk_used_len(&id, body, size);
+            metadata::push_riff_chunk(&mut out, &id, &body[..used]);
         }
     }
     Some(out)
@@ -574,6 +576,7 @@ fn strip_webp(
         .filter(|c| matches!(&c.id, b"ANIM" | b"ANMF" | b"ALPH" | b"VP8 " | b"VP8L"))
         .collect();
     let vp8x = chunks.iter().find(|c| &c.id == b"VP8X");
+    let canvas = metadata::webp_canvas_size(&chunks);
     let extended = icc.is_some()
         || exif.is_some()
         || xmp.is_some()
@@ -604,9 +607,9 @@ fn strip_webp(
     for c in image {
         match &c.id {
             // A tail after the bitstream is read by no decoder: cut.
-            b"VP8 " => {
-                let used = crate::image_data::vp8_used_len(c.data);
-                metadata::push_riff_chunk(&mut body, b"VP8 ", &c.data[..used]);
+            id @ (b"VP8 " | b"VP8L" | b"ALPH") => {
+                let used = crate::image_data::webp_chunk_used_len(id, c.data, canvas);
+                metadata::push_riff_chunk(&mut body, id, &c.data[..used]);
             }
             b"ANMF" => {
                 let frame =

@@ -3,6 +3,9 @@
 
 use std::path::Path;
 
+#[path = "common/plant.rs"]
+mod plant;
+
 use photoshield::strip::{strip, Rights, StripOptions};
 use photoshield::{FileContext, Options, Pipeline};
 
@@ -87,4 +90,46 @@ fn formats_regressions() {
             assert_eq!((px.width, px.height), (64, 48), "{name}");
         }
     }
+}
+
+/// The `planted` target's check over every base file, kind of carrier and position it can
+/// choose (its first three bytes), with a few different details each, then its saved
+/// regressions: no planted marker reaches a `strip` or `protect` output, and `inspect` never
+/// calls a planted file clean.
+#[test]
+fn nothing_planted_survives() {
+    let mut cases: Vec<(String, Vec<u8>)> = Vec::new();
+    for base in 0..plant::BASES as u8 {
+        for kind in 0..plant::KINDS as u8 {
+            for position in 0..plant::POSITIONS as u8 {
+                for detail in [0u8, 1, 3, 0x81] {
+                    let rest = (0..12u8).map(|i| detail.wrapping_mul(i).wrapping_add(i));
+                    let data = [base, kind, position, detail].into_iter().chain(rest).collect();
+                    cases.push((format!("[{base}, {kind}, {position}, {detail}]"), data));
+                }
+            }
+        }
+    }
+    cases.extend(inputs("planted"));
+    let mut failures: Vec<String> = cases
+        .iter()
+        .filter_map(|(name, data)| {
+            plant::check(&plant::plant(data))
+                .err()
+                .map(|e| format!("{name} {e}"))
+        })
+        .collect();
+    let total = failures.len();
+    failures.sort_by(|a, b| {
+        a.split_once(' ')
+            .map(|x| x.1)
+            .cmp(&b.split_once(' ').map(|x| x.1))
+    });
+    failures.dedup_by(|a, b| a.split_once(' ').map(|x| x.1) == b.split_once(' ').map(|x| x.1));
+    assert!(
+        failures.is_empty(),
+        "{total} of {} planted files failed; distinct failures:\n{}",
+        cases.len(),
+        failures.join("\n")
+    );
 }
