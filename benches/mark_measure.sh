@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Measures the invisible mark's failure rate on real photos with examples/mark_eval.rs: every
 # photo marked with random 32-bit IDs at its own size and at the sizes the presets deliver,
-# through the platform attacks of INVISIBLE_MARK.md, plus false positives (unmarked copies,
+# through the platform attacks of docs/invisible-mark.md, plus false positives (unmarked copies,
 # a wrong key). The README's robustness table comes from the full configuration.
 #
 # usage: benches/mark_measure.sh [quick|main|full] [WORKDIR]
 #   quick: 4 IDs per photo; at full size: none, 1080 px + q75, WebP q80, 4:5 crop
 #   main:  20 IDs per photo; at full size: none, 1080 px + q75, WebP q80
-#   full:  20 IDs per photo, every attack of INVISIBLE_MARK.md
+#   full:  20 IDs per photo, every attack of docs/invisible-mark.md
 # Every configuration also marks each photo at the preset sizes (1080x1350, 1080x566, 720x1080,
 # 720x900) and recompresses it (JPEG q75, WebP q80, 1080 px wide + q75).
 # Photos (20): the corpus camera photos of 2 MP or more that photoshield decodes (JPEG, WebP;

@@ -6,7 +6,7 @@
 //!            [--rows FILE.tsv] [--only SCENARIO] PHOTO...
 //!
 //! Scenarios: `full` marks the photo at its own size (no preset) and applies the attacks of
-//! INVISIBLE_MARK.md; the preset scenarios first crop and resize the photo to the size a preset
+//! docs/invisible-mark.md; the preset scenarios first crop and resize the photo to the size a preset
 //! delivers (a 1080x1350 and a 720x1080 portrait, a 1080x566 landscape), mark it there, and
 //! recompress it as a platform would. `--quick` runs 4 IDs per photo and fewer attacks;
 //! `--main` all the IDs, but at full size only the attacks issue 17 names (1080 px + JPEG q75,

@@ -696,7 +696,24 @@ pub fn run(
             folders: &folders,
             memory: &memory,
         };
-        let mut r = process_job(job, pipeline, options, &shared);
+        // A bug that panics on one file fails that file, not the batch.
+        let mut r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            process_job(job, pipeline, options, &shared)
+        }))
+        .unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            FileRecord::new(
+                display_input(job),
+                Status::Failed,
+                Some(format!(
+                    "internal error ({what}); please report it with this file"
+                )),
+            )
+        });
         r.ms = started.elapsed().as_secs_f64() * 1e3;
         record(r);
     };
@@ -846,6 +863,10 @@ fn remove_stale_temporaries(dir: &Path) {
 fn process_job(job: &Job, pipeline: &Pipeline, options: &BatchOptions, shared: &Shared) -> FileRecord {
     let input = display_input(job);
     let fail = |reason: String| FileRecord::new(input.clone(), Status::Failed, Some(reason));
+    #[cfg(test)]
+    if input.ends_with("panics-in-tests.jpg") {
+        panic!("a planted bug");
+    }
 
     // Read.
     let bytes = match read_input(&job.source, pipeline.options().max_pixels) {
@@ -1101,9 +1122,14 @@ pub fn write_atomic_parts(path: &Path, parts: &[&[u8]], policy: IfExists) -> Res
     let context = |what: &str, e: io::Error| format!("cannot {what} {}: {}", dir.display(), io_reason(&e));
     let builder = || {
         let mut b = tempfile::Builder::new();
-        b.prefix(".photoshield-")
-            .suffix(".tmp")
-            .permissions(default_permissions());
+        b.prefix(".photoshield-").suffix(".tmp");
+        // Like any new file: 0666 minus the umask, applied by the OS at creation (tempfile's
+        // own default is 0600). Elsewhere the OS default applies.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            b.permissions(fs::Permissions::from_mode(0o666));
+        }
         b
     };
     // The folder usually exists already: create it only when the first attempt says so.
@@ -1136,22 +1162,6 @@ pub fn write_atomic_parts(path: &Path, parts: &[&[u8]], policy: IfExists) -> Res
     persisted.map_err(|e| format!("cannot write {}: {}", path.display(), io_reason(&e.error)))
 }
 
-fn default_permissions() -> fs::Permissions {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // Like any new file: 0666 minus the umask, applied by the OS at creation.
-        fs::Permissions::from_mode(0o666)
-    }
-    #[cfg(not(unix))]
-    {
-        fs::File::open(".")
-            .and_then(|f| f.metadata())
-            .map(|m| m.permissions())
-            .expect("permissions")
-    }
-}
-
 fn write_stdout(parts: &[&[u8]]) -> Result<(), String> {
     let mut out = io::stdout().lock();
     parts
@@ -1164,6 +1174,48 @@ fn write_stdout(parts: &[&[u8]]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panic_fails_its_file_and_the_batch_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let png = |name: &str| {
+            let path = dir.path().join(name);
+            image::RgbImage::from_pixel(8, 8, image::Rgb([9, 99, 199]))
+                .save(&path)
+                .unwrap();
+            Input::Path(path)
+        };
+        let inputs = [png("a.png"), png("panics-in-tests.jpg"), png("c.png")];
+        let out = dir.path().join("out");
+        let plan = plan(&inputs, &Destination::Dir(out.clone())).unwrap();
+        let pipeline = Pipeline::new(&crate::Options::default()).unwrap();
+        let options = BatchOptions {
+            operation: Operation::default(),
+            destination: Destination::Dir(out.clone()),
+            if_exists: IfExists::default(),
+            jobs: 1,
+            dry_run: false,
+        };
+        let records = Mutex::new(Vec::new());
+        let summary = run(plan, &pipeline, &options, &AtomicBool::new(false), &|r| {
+            records
+                .lock()
+                .unwrap()
+                .push((r.input.clone(), r.status, r.reason.clone()))
+        });
+        let records = records.into_inner().unwrap();
+        assert_eq!(records.len(), 3, "{records:?}");
+        let failed: Vec<_> = records.iter().filter(|r| r.1 == Status::Failed).collect();
+        assert_eq!(failed.len(), 1, "{records:?}");
+        assert!(failed[0].0.ends_with("panics-in-tests.jpg"));
+        assert!(failed[0]
+            .2
+            .as_deref()
+            .unwrap()
+            .contains("internal error (a planted bug)"));
+        assert!(out.join("a.png").exists() && out.join("c.png").exists());
+        assert_eq!(summary.failed, 1);
+    }
 
     #[test]
     fn output_names_follow_the_format() {

@@ -28,10 +28,21 @@ Examples:
   photoshield protect - < in.jpg > out.jpg           standard input to standard output
   photoshield protect shoot -o out --json | jq .     one JSON record per file, then a summary";
 
+/// `--version`: the version and the notices the licences of what the binary contains ask for
+/// (THIRD_PARTY_LICENSES.md lists every crate).
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\nMIT or Apache-2.0. Built from the crates listed in THIRD_PARTY_LICENSES.md.\n",
+    "This software is based in part on the work of the Independent JPEG Group (jpeg-encoder).\n",
+    "Lossy WebP: libwebp, Copyright Google Inc. (BSD-3-Clause).\n",
+    "Watermark font: DejaVu Sans (Bitstream Vera and Arev licence)."
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "photoshield",
     version,
+    long_version = LONG_VERSION,
     about = "Protect photos before posting them online."
 )]
 #[command(after_long_help = EXIT_CODES)]

@@ -8,8 +8,9 @@
 //! 5. resize to a long edge, never upscaling ([`resize`]);
 //! 6. watermark, logo and notice ([`watermark`]);
 //! 7. perturb, optionally ([`perturb`]);
-//! 8. the invisible ownership mark, optionally ([`mark`]);
-//! 9. encode ([`codec::encode`]), then write the rights notice, if any ([`strip`]).
+//! 8. flatten transparency onto the background when the output is JPEG;
+//! 9. the invisible ownership mark, optionally ([`mark`]);
+//! 10. encode ([`codec::encode`]), then write the rights notice, if any ([`strip`]).
 //!
 //! [`Pipeline::process`] is a pure function of bytes and [`Options`]; the file system (walking
 //! folders, naming outputs, atomic writes, progress, the summary) lives in [`batch`].

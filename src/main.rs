@@ -16,12 +16,29 @@ use cli::{Cli, Command, CompareArgs, CompletionsArgs, DetectArgs, InspectArgs, K
 use photoshield::batch::{self, FileRecord, Status, Summary};
 use photoshield::Pipeline;
 
+/// A bug that panics while one file is processed fails that file (the batch engine catches
+/// it) and is reported on its line: one line here instead of Rust's panic message, unless
+/// RUST_BACKTRACE asks for the details.
+fn quiet_panics() {
+    if std::env::var_os("RUST_BACKTRACE").is_some() {
+        return;
+    }
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("photoshield: internal error{at} (set RUST_BACKTRACE=1 for details)");
+    }));
+}
+
 /// Exit code when standard output or standard error was closed before the end (128 + SIGPIPE,
 /// what a shell reports for a program stopped by a closed pipe).
 const EXIT_CLOSED: u8 = 141;
 
 fn main() -> ExitCode {
     keep_freed_memory();
+    quiet_panics();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Protect(args) => args.resolve().and_then(run_batch),

@@ -1,7 +1,7 @@
 //! The invisible ownership mark: a keyed, luminance-only spread-spectrum pattern that carries a
 //! 32- or 64-bit owner ID, and the detector that reads it back from a re-posted copy.
 //!
-//! The design follows the measured prototype in `INVISIBLE_MARK.md`:
+//! The design, its measurements and its limits are described in `docs/invisible-mark.md`:
 //! - one keyed tile of 32x32 *chips*: 256 pilot chips (a known pseudo-noise pattern, used to
 //!   find the tile again and to score the detection) and 768 data chips, 16 per coded bit
 //!   (9 or 10 for a 64-bit ID);

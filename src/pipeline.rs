@@ -405,7 +405,7 @@ impl Pipeline {
                 ));
             }
         }
-        // 9. Encode (below).
+        // 8. Flatten: JPEG has no alpha, and the mark must see the pixels that are encoded.
         let output_format = self.output_format(format);
         if output_format == OutputFormat::Jpeg && pixels.layout == Layout::Rgba8 {
             if pixels.has_transparency() {
@@ -413,7 +413,7 @@ impl Pipeline {
             }
             pixels = pixels.flatten(o.background);
         }
-        // 8. The invisible mark: the last change to the pixels.
+        // 9. The invisible mark: the last change to the pixels.
         let mark = match &o.mark {
             Some(m) => self.embed_mark(&mut pixels, m, &mut notes)?,
             None => None,
@@ -422,8 +422,8 @@ impl Pipeline {
             format: output_format,
             quality,
         };
+        // 10. Encode, then write the rights notice into the fresh container.
         let mut out = codec::encode(&pixels, settings, icc.as_deref())?;
-        // 10. Rights notice, into the fresh container.
         if let Some(rights) = &o.rights {
             out = strip::add_rights(out, &Self::expand_rights(rights, &tokens))?;
         }

@@ -66,6 +66,19 @@ fn assert_clean(bytes: &[u8], format: Format) {
 }
 
 #[test]
+fn version_carries_the_notices_the_licences_ask_for() {
+    photoshield()
+        .arg("--version")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(env!("CARGO_PKG_VERSION")))
+        .stdout(predicate::str::contains(
+            "based in part on the work of the Independent JPEG Group",
+        ))
+        .stdout(predicate::str::contains("THIRD_PARTY_LICENSES.md"));
+}
+
+#[test]
 fn folder_tree_is_mirrored_clean_and_originals_untouched() {
     let dir = shoot();
     let root = dir.path().join("shoot");

@@ -62,10 +62,10 @@ proptest! {
         w in 8u32..160, h in 8u32..160, o in 1u8..=8, seed in 0u32..1000, max in proptest::option::of(4u32..200),
     ) {
         let input = arbitrary_jpeg(w, h, o, seed, true, true, true);
-        let before = input.clone();
         let options = Options { max_size: max, ..Options::default() };
         let out = Pipeline::new(&options).unwrap().process(&input, &FileContext::default()).unwrap();
-        prop_assert_eq!(&input, &before, "the input buffer changed");
+        // (`process` only borrows the bytes; what can go wrong, an original on disk replaced,
+        // is tested over every layout and mode in tests/probe.rs.)
         prop_assert!(!inspect(&out.bytes).unwrap().leaks());
         // Upright size is w x h (the fixture is stored transformed); then the long-edge rule.
         let (ew, eh) = match max {
