@@ -1038,7 +1038,7 @@ fn exists_record(input: String, out: &Path, policy: IfExists, bytes_in: usize) -
     r
 }
 
-/// Reads a file whole, as [`read_input`] does for `protect` under the default pixel limit.
+/// Reads a file whole, as `read_input` does for `protect` under the default pixel limit.
 pub fn read_file(path: &Path) -> Result<Vec<u8>, String> {
     read_input(
         &Input::Path(path.to_path_buf()),

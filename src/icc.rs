@@ -309,7 +309,7 @@ pub fn sanitize(profile: &[u8]) -> Option<Cow<'_, [u8]>> {
         let at = match shared {
             Some(at) => at,
             None => {
-                while out.len() % 4 != 0 {
+                while !out.len().is_multiple_of(4) {
                     out.push(0);
                 }
                 let at = out.len();
@@ -325,7 +325,7 @@ pub fn sanitize(profile: &[u8]) -> Option<Cow<'_, [u8]>> {
         entry[4..8].copy_from_slice(&(at as u32).to_be_bytes());
         entry[8..12].copy_from_slice(&(data.len() as u32).to_be_bytes());
     }
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push(0);
     }
     let size = out.len() as u32;
@@ -360,7 +360,7 @@ pub(crate) mod tests {
         out.resize(table + 12 * (tags.len() + 1), 0);
         let mut entries = Vec::new();
         for (sig, data) in &tags {
-            while out.len() % 4 != 0 {
+            while !out.len().is_multiple_of(4) {
                 out.push(0);
             }
             entries.push((**sig, out.len(), data.len()));

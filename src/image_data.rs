@@ -76,7 +76,7 @@ pub enum Bitstream {
 /// How many bytes of a WebP bitstream chunk a decoder reads; the rest is a tail no decoder
 /// uses. Neither format states its length, so the end is found by decoding: image-webp refuses
 /// a bitstream it would have to read past, so the shortest prefix that decodes is what is used.
-/// One decode of the chunk without its last [`SLACK`] bytes settles ordinary files (that fails:
+/// One decode of the chunk without its last `SLACK` (8) bytes settles ordinary files (that fails:
 /// at most a few bytes are unused, kept); a longer tail is then found by bisection. The byte
 /// after the shortest prefix is kept, since a decoder may read one byte past the data as zero.
 /// A raw alpha plane is exactly one byte per pixel after its header byte.

@@ -159,7 +159,7 @@ const EXIF_VALUE_BUDGET: usize = 4;
 
 /// Checks, before any EXIF reader copies values out of `tiff`, that its entries (IFD0, IFD1 and
 /// the EXIF, GPS and interoperability IFDs) declare no more value bytes than
-/// [`EXIF_VALUE_BUDGET`] times the block's size. Every reader of EXIF blocks asks this first.
+/// `EXIF_VALUE_BUDGET` times the block's size. Every reader of EXIF blocks asks this first.
 pub fn exif_values_are_bounded(tiff: &[u8]) -> Result<(), String> {
     // Not a TIFF structure: readers refuse it themselves.
     let Some(t) = Tiff::new(tiff) else { return Ok(()) };

@@ -243,7 +243,7 @@ pub struct Stamp {
     /// 255 - alpha, repeated `channels` times per pixel.
     pub inv: Vec<u8>,
     /// Runs of columns `[start, end)` holding non-zero alpha, row after row (gaps shorter than
-    /// [`RUN_GAP`] are bridged): the kernel visits only these.
+    /// `RUN_GAP` are bridged): the kernel visits only these.
     pub runs: Vec<(u32, u32)>,
     /// Per row, the range of `runs` that belongs to it.
     pub row_runs: Vec<(u32, u32)>,

@@ -166,7 +166,7 @@ fn flat_jpeg(path: &Path, w: u16, h: u16, orientation: u8) {
     let blocks = (w as usize / 8) * (h as usize / 8);
     // Two zero bits per block (DC difference 0, end of block), padded with one bits.
     out.resize(out.len() + blocks / 4, 0);
-    if blocks % 4 != 0 {
+    if !blocks.is_multiple_of(4) {
         out.push(0xFF >> (2 * (blocks % 4)));
     }
     out.extend_from_slice(&[0xFF, 0xD9]);

@@ -156,7 +156,7 @@ fn personal_icc() -> Vec<u8> {
     let table = out.len();
     out.resize(table + 12 * tags.len(), 0);
     for (i, (sig, data)) in tags.iter().enumerate() {
-        while out.len() % 4 != 0 {
+        while !out.len().is_multiple_of(4) {
             out.push(0);
         }
         let at = out.len() as u32;

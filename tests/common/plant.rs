@@ -626,7 +626,10 @@ fn riff(body: Vec<u8>) -> Vec<u8> {
     out
 }
 
-fn riff_chunks(data: &[u8]) -> Vec<([u8; 4], Vec<u8>)> {
+/// A RIFF chunk: its id and its data.
+type Chunk = ([u8; 4], Vec<u8>);
+
+fn riff_chunks(data: &[u8]) -> Vec<Chunk> {
     let mut out = Vec::new();
     let mut at = 12;
     while at + 8 <= data.len() {
@@ -645,7 +648,7 @@ fn plant_webp(base: &[u8], draw: &mut Draw) -> Planted {
     // After the first chunk (VP8X, or a simple file's bitstream), anywhere up to the end.
     let slot = 1 + draw.below(POSITIONS) % chunks.len();
     let set_flag = draw.byte() & 1 == 1;
-    let flag = |chunks: &mut Vec<([u8; 4], Vec<u8>)>, bit: u8| {
+    let flag = |chunks: &mut Vec<Chunk>, bit: u8| {
         if set_flag && &chunks[0].0 == b"VP8X" {
             chunks[0].1[0] |= bit;
         }
@@ -654,7 +657,7 @@ fn plant_webp(base: &[u8], draw: &mut Draw) -> Planted {
         .iter()
         .position(|c| matches!(&c.0, b"VP8 " | b"VP8L" | b"ALPH" | b"ANMF"))
         .unwrap();
-    let (new, spot): (Option<([u8; 4], Vec<u8>)>, String) = match kind {
+    let (new, spot): (Option<Chunk>, String) = match kind {
         0..=2 => {
             flag(&mut chunks, 0x08);
             (Some((*b"EXIF", exif(draw))), "EXIF chunk".into())
