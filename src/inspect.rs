@@ -735,7 +735,7 @@ fn report_exif(exif: &exif::Exif, ins: &mut Inspection, jpeg: Option<&[u8]>) {
         leaky_fields += 1;
     }
     // The orientation is reported once for the file, by the rule decoding follows (`inspect`).
-    // Anything else in the block (other tags in IFD0/EXIF/GPS) counts as metadata too.
+    // Anything else in the block (other tags in IFD0/EXIF/GPS/IFD1) counts as metadata too.
     let harmless = [
         Tag::Orientation,
         Tag::Copyright,
@@ -750,11 +750,13 @@ fn report_exif(exif: &exif::Exif, ins: &mut Inspection, jpeg: Option<&[u8]>) {
         Tag::ExifIFDPointer,
         Tag::GPSInfoIFDPointer,
         Tag::InteropIFDPointer,
+        // The thumbnail's own IFD describes it; the thumbnail itself is reported above.
+        Tag::Compression,
+        Tag::JPEGInterchangeFormat,
+        Tag::JPEGInterchangeFormatLength,
     ];
-    let others = exif
-        .fields()
-        .filter(|f| f.ifd_num == In::PRIMARY && !harmless.contains(&f.tag))
-        .count();
+    // In any IFD: the thumbnail's IFD (IFD1) can hold an Artist as well as IFD0.
+    let others = exif.fields().filter(|f| !harmless.contains(&f.tag)).count();
     if leaky_fields == 0 && others > 0 {
         ins.add(
             Category::OtherMetadata,
