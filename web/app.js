@@ -57,7 +57,9 @@ async function loadEngine() {
   // Both fetched once, at load: nothing is fetched afterwards. The worker is made from a Blob
   // URL (worker-src blob:), so it needs no further request either.
   const [wasm, script] = await Promise.all([
-    WebAssembly.compileStreaming(fetch('photoshield_web_bg.wasm')),
+    // A server that does not send application/wasm for .wasm defeats the streaming compile.
+    WebAssembly.compileStreaming(fetch('photoshield_web_bg.wasm')).catch(() => fetch('photoshield_web_bg.wasm')
+      .then((r) => r.arrayBuffer()).then((b) => WebAssembly.compile(b))),
     fetch('worker.js').then((r) => r.text()),
   ]);
   wasmModule = wasm;
@@ -243,6 +245,7 @@ async function inspectEntry(entry) {
     list.replaceChildren();
     const lines = describe(msg.inspection.inspection);
     if (lines.length === 0) list.append(el('li', { class: 'clean' }, 'nothing identifying found'));
+    else entry.li.querySelector('.gives').hidden = false;
     for (const [cat, ...parts] of lines) list.append(el('li', { 'data-category': cat }, ...parts));
     if (entry.state === 'new') setState(entry, 'ready', '');
   } catch (err) {
@@ -263,6 +266,7 @@ function render(entry) {
       el('button', { type: 'button', class: 'name quiet', title: 'preview' }, shown),
       el('span', { class: 'state' }, 'reading…'),
       el('span', { class: 'download' })),
+    el('p', { class: 'gives', hidden: '' }, 'The original gives away (none of it goes into the protected copy):'),
     el('ul', { class: 'leaks' }));
   entry.li.querySelector('.name').onclick = () => preview(entry);
   $('files').append(entry.li);

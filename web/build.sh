@@ -49,8 +49,9 @@ bindgen_root=$tools/wasm-bindgen-$version
 bindgen=$bindgen_root/bin/wasm-bindgen
 if [ ! -x "$bindgen" ]; then
   say "installing wasm-bindgen-cli $version into $bindgen_root (once)"
-  # The native toolchain (rustup's when there is one) builds the tool for this machine.
-  cargo install --quiet --locked wasm-bindgen-cli --version "=$version" --root "$bindgen_root" \
+  # The native toolchain (rustup's when there is one) builds the tool for this machine. Not
+  # --locked: its lock file names a yanked webpki-roots.
+  cargo install --quiet wasm-bindgen-cli --version "=$version" --root "$bindgen_root" \
     --target-dir "$tools/wasm-bindgen-build"
   rm -rf "$tools/wasm-bindgen-build"
 fi

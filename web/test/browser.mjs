@@ -2,7 +2,7 @@
 // served on 127.0.0.1 by the tiny static server below. Run by tests/web.rs, which prepares the
 // inputs, then checks the ZIP against the CLI and with exiftool:
 //   node web/test/browser.mjs CONFIG.json
-// CONFIG: { dist, folder, bad: [paths], big, out, chromium, settings: {preset,text,...} }
+// CONFIG: { dist, folder, leaky, bad: [paths], more: [paths], big, out, chromium, settings }
 // It writes OUT/web.zip, OUT/screenshot.png, OUT/bad.png and prints one JSON line of findings.
 
 import { createServer } from 'node:http';
@@ -102,8 +102,9 @@ try {
 
   // Bad inputs, picked as files: each fails with its own message, the batch goes on.
   await page.click('#clear');
-  await page.setInputFiles('#pick-files', [...config.bad, join(config.folder, config.leaky)]);
-  await page.waitForFunction((n) => document.querySelectorAll('#files > li').length === n, config.bad.length + 1);
+  const picked = [...config.bad, join(config.folder, config.leaky), ...config.more];
+  await page.setInputFiles('#pick-files', picked);
+  await page.waitForFunction((n) => document.querySelectorAll('#files > li').length === n, picked.length);
   await page.evaluate(() => { delete document.body.dataset.batch; });
   await page.click('#protect');
   await page.waitForSelector('body[data-batch=done]', { timeout: 120000 });

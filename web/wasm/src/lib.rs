@@ -77,6 +77,13 @@ impl Settings {
     }
 }
 
+/// A library error for a person using the page: the hints that name CLI flags ("raise it with
+/// --max-megapixels") do not apply there.
+fn page_error(e: photoshield::Error) -> JsError {
+    let text = e.to_string();
+    JsError::new(text.split(" (raise it with --").next().unwrap_or(&text))
+}
+
 fn settings(json: &str) -> Result<Settings, JsError> {
     serde_json::from_str(json).map_err(|e| JsError::new(&format!("settings: {e}")))
 }
@@ -85,7 +92,7 @@ fn settings(json: &str) -> Result<Settings, JsError> {
 /// page renders it in words.
 #[wasm_bindgen]
 pub fn inspect(bytes: &[u8]) -> Result<String, JsError> {
-    let ins = photoshield::inspect::inspect(bytes).map_err(|e| JsError::new(&e.to_string()))?;
+    let ins = photoshield::inspect::inspect(bytes).map_err(page_error)?;
     Ok(serde_json::json!({ "leaks": ins.leaks(), "inspection": ins }).to_string())
 }
 
@@ -188,10 +195,8 @@ pub fn webp_lossy() -> bool {
 }
 
 fn run(bytes: &[u8], name: &str, in_folder: bool, options: &Options) -> Result<Protected, JsError> {
-    let pipeline = Pipeline::new(options).map_err(|e| JsError::new(&e.to_string()))?;
-    let out = pipeline
-        .process(bytes, &FileContext { name })
-        .map_err(|e| JsError::new(&e.to_string()))?;
+    let pipeline = Pipeline::new(options).map_err(page_error)?;
+    let out = pipeline.process(bytes, &FileContext { name }).map_err(page_error)?;
     Ok(Protected {
         name: output_name(name, in_folder, out.format),
         crc32: 0,
