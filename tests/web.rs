@@ -346,6 +346,8 @@ fn the_page_protects_a_folder_in_chromium_as_the_cli_does_and_sends_nothing() {
     }
     assert!(state("huge_dims_header.png")[2].as_str().unwrap().contains("over the limit of 250.0 megapixels"), "{}", state("huge_dims_header.png"));
     assert_eq!(state("beach_gps_serial.jpg")[1], "done");
+    // A photo picked on its own is named as `photoshield protect FILE` names it.
+    assert_eq!(state("beach_gps_serial.jpg")[3], "beach_gps_serial.protected.jpg");
     if have_heic {
         assert_eq!(state(heic)[1], "done", "{}", state(heic));
     }

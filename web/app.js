@@ -266,7 +266,7 @@ function render(entry) {
       el('button', { type: 'button', class: 'name quiet', title: 'preview' }, shown),
       el('span', { class: 'state' }, 'reading…'),
       el('span', { class: 'download' })),
-    el('p', { class: 'gives', hidden: '' }, 'The original gives away (none of it goes into the protected copy):'),
+    el('p', { class: 'gives', hidden: '' }, 'What the original gives away:'),
     el('ul', { class: 'leaks' }));
   entry.li.querySelector('.name').onclick = () => preview(entry);
   $('files').append(entry.li);
@@ -322,7 +322,7 @@ async function protectAll() {
       const msg = await run('protect', entry, { settings });
       const blob = new Blob([msg.bytes]);
       entry.output = { name: msg.outputName, blob, crc32: msg.crc32, size: msg.bytes.byteLength, ms: msg.ms };
-      setState(entry, 'done', `protected in ${Math.round(msg.ms)} ms`);
+      setState(entry, 'done', `protected in ${Math.round(msg.ms)} ms${entry.li.querySelector('.gives').hidden ? '' : ': none of this is in the copy'}`);
       const a = el('a', { href: URL.createObjectURL(blob), download: msg.outputName.split('/').pop() }, `download ${msg.outputName.split('/').pop()}`);
       entry.li.querySelector('.download').append(a);
     } catch (err) {
@@ -373,11 +373,13 @@ async function preview(entry) {
       img.style.left = `${Math.round((box.clientWidth - img.naturalWidth) / 2)}px`;
       img.style.top = `${Math.round((box.clientHeight - img.naturalHeight) / 2)}px`;
     };
+    document.querySelector('#preview .compare').hidden = false;
     $('preview-note').textContent = `Output ${msg.outputName.split('/').pop()}, ${msg.width} x ${msg.height} px, ${(msg.bytes.byteLength / 1024).toFixed(0)} KB.`;
   } catch (err) {
     $('before').removeAttribute('src');
     $('after').removeAttribute('src');
     $('crop').removeAttribute('src');
+    document.querySelector('#preview .compare').hidden = true;
     $('preview-note').textContent = `No preview: ${err.message}`;
   }
 }

@@ -108,7 +108,7 @@ try {
   await page.evaluate(() => { delete document.body.dataset.batch; });
   await page.click('#protect');
   await page.waitForSelector('body[data-batch=done]', { timeout: 120000 });
-  result.badStates = await page.locator('#files > li').evaluateAll((lis) => lis.map((li) => [li.dataset.name, li.dataset.state, li.querySelector('.state').textContent]));
+  result.badStates = await page.locator('#files > li').evaluateAll((lis) => lis.map((li) => [li.dataset.name, li.dataset.state, li.querySelector('.state').textContent, li.querySelector('.download a')?.getAttribute('download') ?? null]));
   await page.screenshot({ path: join(config.out, 'bad.png'), fullPage: true });
 
   // Speed: one large JPEG, default options (no preset, nothing drawn), on one worker (one photo
