@@ -366,13 +366,18 @@ async function preview(entry) {
     previewUrls = [before, after];
     $('before').src = before;
     $('after').src = after;
-    $('crop').src = after;
+    // The crop at 100% shows the watermark's corner (the centre for a centred or tiled one).
+    const position = form.elements.position.value;
     $('crop').onload = () => {
       const img = $('crop');
       const box = img.parentElement;
-      img.style.left = `${Math.round((box.clientWidth - img.naturalWidth) / 2)}px`;
-      img.style.top = `${Math.round((box.clientHeight - img.naturalHeight) / 2)}px`;
+      const free = [box.clientWidth - img.naturalWidth, box.clientHeight - img.naturalHeight];
+      const x = position.endsWith('left') ? 0 : position.endsWith('right') ? free[0] : free[0] / 2;
+      const y = position.startsWith('top') ? 0 : position.startsWith('bottom') ? free[1] : free[1] / 2;
+      img.style.left = `${Math.round(x)}px`;
+      img.style.top = `${Math.round(y)}px`;
     };
+    $('crop').src = after;
     document.querySelector('#preview .compare').hidden = false;
     $('preview-note').textContent = `Output ${msg.outputName.split('/').pop()}, ${msg.width} x ${msg.height} px, ${(msg.bytes.byteLength / 1024).toFixed(0)} KB.`;
   } catch (err) {

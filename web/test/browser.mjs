@@ -62,6 +62,9 @@ try {
   await page.waitForSelector('body[data-engine]', { timeout: 60000 });
   if ((await page.getAttribute('body', 'data-engine')) !== 'ready') fail('the engine did not start');
   loaded = true;
+  // From here on the page has no network at all: everything below must work offline.
+  await context.setOffline(true);
+  result.csp = await page.getAttribute('meta[http-equiv=Content-Security-Policy]', 'content');
   result.workers = await page.evaluate(() => navigator.hardwareConcurrency);
 
   // Settings, as a person sets them.
