@@ -316,8 +316,8 @@ fn the_page_protects_a_folder_in_chromium_as_the_cli_does_and_sends_nothing() {
     );
     if has_avx2 {
         // Stated tolerance against a native AVX2 run: jpeg-encoder's AVX2 colour conversion
-        // and DCT round differently from its scalar path (the page's): measured at most 12
-        // levels, a mean of 0.25.
+        // and DCT round differently from its scalar path (the page's): measured on the sample
+        // folder at most 8 levels, a mean of at most 0.052.
         let (mut worst, mut worst_mean) = (0u8, 0f64);
         for ((name, a), (_, b)) in native.iter().zip(&web_files) {
             let (max, mean) = difference(a, b);
@@ -370,10 +370,10 @@ fn the_page_protects_a_folder_in_chromium_as_the_cli_does_and_sends_nothing() {
     let longest = r["maxLongTask"].as_f64().unwrap();
     assert!(longest <= 200.0, "a {longest} ms task on the main thread during a batch");
 
-    // Speed: the best of three, in Chromium on one worker, against the CLI with -j 1.
+    // Speed: the best of five, in Chromium on one worker, against the CLI with -j 1.
     let browser_ms = r["bigMs"].as_array().unwrap().iter().filter_map(|v| v.as_f64()).fold(f64::MAX, f64::min);
     let mut native_ms = f64::MAX;
-    for _ in 0..3 {
+    for _ in 0..5 {
         let started = Instant::now();
         let run = Command::new(env!("CARGO_BIN_EXE_photoshield"))
             .args(["protect", "--no-config", "--quiet", "-j", "1", "--if-exists", "overwrite", "-o"])
