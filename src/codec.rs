@@ -4,7 +4,8 @@
 //! Codecs: JPEG is decoded with zune-jpeg (straight into one buffer) and encoded with
 //! jpeg-encoder (about 3x faster than `image`'s encoder and with 4:2:0 chroma); GIF and TIFF
 //! go through `image`; PNG is read row by row with the png crate and WebP with image-webp, both straight into the
-//! 8-bit buffer the pipeline holds; lossy WebP is written by libwebp.
+//! 8-bit buffer the pipeline holds; lossy WebP is written by libwebp (the `libwebp` feature;
+//! without it WebP is written lossless).
 
 use std::fmt;
 use std::io::Cursor;
@@ -685,7 +686,10 @@ pub fn encode(pixels: &Pixels, settings: EncodeSettings, icc: Option<&[u8]>) -> 
             if pixels.width > 16383 || pixels.height > 16383 {
                 return Err(fail("WebP is limited to 16383 pixels per side".into()));
             }
+            #[cfg(feature = "libwebp")]
             let out = encode_webp_lossy(pixels, settings.quality).map_err(fail)?;
+            #[cfg(not(feature = "libwebp"))]
+            let out = encode_webp_lossless(pixels).map_err(fail)?;
             match icc {
                 Some(icc) => crate::metadata::webp_with_icc(out, icc).map_err(fail),
                 None => Ok(out),
@@ -694,9 +698,31 @@ pub fn encode(pixels: &Pixels, settings: EncodeSettings, icc: Option<&[u8]>) -> 
     }
 }
 
+/// Whether this build writes WebP lossy (through libwebp, the `libwebp` feature) or, without a C
+/// compiler's help (the web page's wasm build), lossless only.
+pub const WEBP_LOSSY: bool = cfg!(feature = "libwebp");
+
+/// Lossless WebP through image-webp (pure Rust): what a build without the `libwebp` feature
+/// writes when WebP is asked for. The quality setting does not apply.
+#[cfg(not(feature = "libwebp"))]
+fn encode_webp_lossless(pixels: &Pixels) -> std::result::Result<Vec<u8>, String> {
+    use image::codecs::webp::WebPEncoder;
+    use image::{ExtendedColorType, ImageEncoder};
+    let color = match pixels.layout {
+        Layout::Rgb8 => ExtendedColorType::Rgb8,
+        Layout::Rgba8 => ExtendedColorType::Rgba8,
+    };
+    let mut out = Vec::new();
+    WebPEncoder::new_lossless(&mut out)
+        .write_image(&pixels.data, pixels.width, pixels.height, color)
+        .map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
 /// Lossy WebP through libwebp, the pixels imported straight into its YUV planes
 /// (`use_argb = 0`). The `webp` crate imports them as 32-bit ARGB first, a four-bytes-per-pixel
 /// copy of the picture (a gigabyte for 250 MP) that the lossy encoder then converts to YUV.
+#[cfg(feature = "libwebp")]
 fn encode_webp_lossy(pixels: &Pixels, quality: u8) -> std::result::Result<Vec<u8>, String> {
     use libwebp_sys as sys;
     let mut config = sys::WebPConfig::new().map_err(|_| "libwebp: configuration")?;

@@ -13,8 +13,15 @@
 //! 10. encode ([`codec::encode`]), then write the rights notice, if any ([`strip`]).
 //!
 //! [`Pipeline::process`] is a pure function of bytes and [`Options`]; the file system (walking
-//! folders, naming outputs, atomic writes, progress, the summary) lives in [`batch`].
+//! folders, naming outputs, atomic writes, progress, the summary) lives in `batch` (native
+//! targets only).
+//!
+//! Features: `cli` (default) builds the `photoshield` binary and its dependencies (clap,
+//! indicatif, ctrlc, toml, anyhow); `libwebp` (default) writes lossy WebP through libwebp (C).
+//! With neither, the library builds for `wasm32-unknown-unknown` with no C code, as the web
+//! page under `web/` uses it; WebP is then written lossless.
 
+#[cfg(not(target_arch = "wasm32"))]
 pub mod batch;
 pub mod codec;
 pub mod compare;

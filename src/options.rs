@@ -152,7 +152,8 @@ impl Options {
 /// Sizes and formats that upload platforms keep without recompressing much. Each preset
 /// delivers at most what the platform stores (so it does not shrink it again) and never less
 /// (so it does not enlarge it); a notice band is counted inside the size.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
     /// 1080 px wide, shapes from 4:5 (portrait) to 1.91:1 (landscape), JPEG q90: Instagram

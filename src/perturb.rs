@@ -13,7 +13,8 @@ use crate::error::{Error, Result};
 use crate::pixels::Pixels;
 
 /// Which noise field.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum NoiseKind {
     /// Perlin gradient noise (4 octaves, period 0.2 x the shorter side) through the colour map

@@ -43,6 +43,12 @@ pub fn recycle(buffer: Vec<u8>) {
     });
 }
 
+/// Frees this thread's spare buffers (the web page's worker, which does one photo at a time
+/// and may sit idle for long, lets them go after each).
+pub fn release_spares() {
+    SPARE.with_borrow_mut(Vec::clear);
+}
+
 /// The smallest spare buffer of this thread that holds `len` bytes, if any.
 fn take_spare(len: usize) -> Option<Vec<u8>> {
     SPARE.with_borrow_mut(|spare| {

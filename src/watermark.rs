@@ -17,7 +17,8 @@ use crate::pixels::{Layout, Pixels};
 pub static BUNDLED_FONT: &[u8] = include_bytes!("../fonts/DejaVuSans-Bold.ttf");
 
 /// Where a watermark or logo goes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Position {
     TopLeft,
@@ -79,7 +80,8 @@ impl std::str::FromStr for Colour {
 }
 
 /// How the notice line is shown.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum NoticeStyle {
     /// A dark band added under the image (the canvas grows); nothing of the photo is covered.
