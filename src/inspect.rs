@@ -109,6 +109,17 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspection> {
     Ok(ins)
 }
 
+/// Bytes after `end`, where the format's structure says the file ends.
+fn report_trailer(bytes: &[u8], end: Option<usize>, ins: &mut Inspection) {
+    if let Some(end) = end.filter(|&e| e < bytes.len()) {
+        ins.add(
+            Category::Trailer,
+            format!("{} bytes after the end of the image", bytes.len() - end),
+            true,
+        );
+    }
+}
+
 /// GIF's extension blocks: comments, XMP, and any application or plain-text block that is not
 /// one of the animation loop blocks every viewer knows; bytes after the trailer.
 fn inspect_gif(bytes: &[u8], ins: &mut Inspection) {
@@ -141,13 +152,7 @@ fn inspect_gif(bytes: &[u8], ins: &mut Inspection) {
             _ => {}
         }
     }
-    if let Some(end) = layout.end.filter(|&e| e < bytes.len()) {
-        ins.add(
-            Category::Trailer,
-            format!("{} bytes after the end of the image", bytes.len() - end),
-            true,
-        );
-    }
+    report_trailer(bytes, layout.end, ins);
 }
 
 /// The orientation that counts ([`metadata::orientation`], the rule `protect` and `strip`
@@ -457,26 +462,11 @@ fn inspect_png(bytes: &[u8], ins: &mut Inspection) {
         "the image data (bytes after its compressed stream)",
     );
     let end = chunks.iter().find(|c| &c.kind == b"IEND").map(|c| c.end);
-    if let Some(end) = end.filter(|&e| e < bytes.len()) {
-        ins.add(
-            Category::Trailer,
-            format!("{} bytes after the end of the image", bytes.len() - end),
-            true,
-        );
-    }
+    report_trailer(bytes, end, ins);
 }
 
 fn inspect_webp(bytes: &[u8], ins: &mut Inspection) {
-    let riff_end = bytes
-        .get(4..8)
-        .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize + 8);
-    if let Some(end) = riff_end.filter(|&e| e < bytes.len()) {
-        ins.add(
-            Category::Trailer,
-            format!("{} bytes after the end of the image", bytes.len() - end),
-            true,
-        );
-    }
+    report_trailer(bytes, metadata::riff_end(bytes), ins);
     let chunks: Vec<_> = metadata::riff_chunks(bytes).collect();
     let size = metadata::webp_canvas_size(&chunks);
     for chunk in &chunks {

@@ -295,10 +295,7 @@ pub fn scan(bytes: &[u8], format: Format) -> Vec<Found> {
                     pieces.push((kind, chunk.data.len()));
                 }
             }
-            let riff_end = bytes
-                .get(4..8)
-                .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize + 8);
-            if let Some(end) = riff_end.filter(|&e| e < bytes.len()) {
+            if let Some(end) = riff_end(bytes).filter(|&e| e < bytes.len()) {
                 pieces.push((Kind::Trailer, bytes.len() - end));
             }
         }
@@ -698,6 +695,12 @@ pub fn gif_layout(b: &[u8]) -> GifLayout<'_> {
             None => return layout,
         }
     }
+}
+
+/// Where a RIFF file ends by its header's size (which may be short of the buffer's end).
+pub fn riff_end(bytes: &[u8]) -> Option<usize> {
+    let size = bytes.get(4..8)?;
+    Some(u32::from_le_bytes([size[0], size[1], size[2], size[3]]) as usize + 8)
 }
 
 /// The payload of a `VP8X` chunk: feature `flags` (0x20 ICC, 0x10 alpha, 0x08 EXIF, 0x04 XMP,

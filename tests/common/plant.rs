@@ -69,6 +69,27 @@ pub struct Planted {
     pub valid: bool,
 }
 
+impl Planted {
+    /// A file decoders read, with the marker at `spot`.
+    fn valid(file: Vec<u8>, spot: impl Into<String>) -> Self {
+        Planted {
+            file,
+            spot: spot.into(),
+            valid: true,
+        }
+    }
+}
+
+/// `base` with `piece` inserted at `at`.
+fn spliced(base: &[u8], at: usize, piece: &[u8]) -> Vec<u8> {
+    [&base[..at], piece, &base[at..]].concat()
+}
+
+/// `base` with the marker appended after its end.
+fn appended(base: &[u8], draw: &mut Draw, spot: &str) -> Planted {
+    Planted::valid([base, &draw.payload()].concat(), spot)
+}
+
 /// The clean files the marker is planted into.
 pub struct Bases {
     jpeg: Vec<u8>,
@@ -394,62 +415,37 @@ fn plant_jpeg(base: &[u8], draw: &mut Draw) -> Planted {
             jpeg_segment(0xE2, &[b"ICC_PROFILE\0\x01\x01".as_slice(), &icc(draw)].concat()),
             "ICC profile text".into(),
         ),
-        11 => {
-            let mut out = base.to_vec();
-            out.extend(draw.payload());
-            return Planted {
-                file: out,
-                spot: "after EOI".into(),
-                valid: true,
-            };
-        }
+        11 => return appended(base, draw, "after EOI"),
         12 => {
             // Bytes between the last entropy-coded data and EOI (no 0xFF, so no marker).
-            let mut out = base[..eoi].to_vec();
-            out.extend(draw.payload().into_iter().filter(|&b| b != 0xFF));
-            out.extend_from_slice(&base[eoi..]);
-            return Planted {
-                file: out,
-                spot: "between the entropy data and EOI".into(),
-                valid: true,
-            };
+            let bytes: Vec<u8> = draw.payload().into_iter().filter(|&b| b != 0xFF).collect();
+            return Planted::valid(spliced(base, eoi, &bytes), "between the entropy data and EOI");
         }
         13 => {
-            let mut out = base[..eoi].to_vec();
             let n = draw.below(16) as u8;
-            out.extend(jpeg_segment(0xE0 + n, &draw.payload()));
-            out.extend_from_slice(&base[eoi..]);
-            return Planted {
-                file: out,
-                spot: format!("APP{n} after the scan"),
-                valid: true,
-            };
+            let segment = jpeg_segment(0xE0 + n, &draw.payload());
+            return Planted::valid(spliced(base, eoi, &segment), format!("APP{n} after the scan"));
         }
         14 => {
             // Inside the scan header's segment, past its defined fields.
             let len = u16::from_be_bytes([base[sos + 2], base[sos + 3]]) as usize;
             let mut sos_seg = base[sos + 4..sos + 2 + len].to_vec();
             sos_seg.extend(draw.payload());
-            let mut out = base[..sos].to_vec();
-            out.extend(jpeg_segment(0xDA, &sos_seg));
-            out.extend_from_slice(&base[sos + 2 + len..]);
+            let out = [
+                &base[..sos],
+                &jpeg_segment(0xDA, &sos_seg),
+                &base[sos + 2 + len..],
+            ]
+            .concat();
             // libjpeg and zune-jpeg refuse a scan header of the wrong length, so `protect` may.
             return Planted {
-                file: out,
-                spot: "bytes past the SOS header's fields".into(),
                 valid: false,
+                ..Planted::valid(out, "bytes past the SOS header's fields")
             };
         }
         _ => (jpeg_segment(0xE1, &draw.payload()), "unrecognised APP1".into()),
     };
-    let mut out = base[..at].to_vec();
-    out.extend(segment);
-    out.extend_from_slice(&base[at..]);
-    Planted {
-        file: out,
-        spot: format!("{spot} at offset {at}"),
-        valid: true,
-    }
+    Planted::valid(spliced(base, at, &segment), format!("{spot} at offset {at}"))
 }
 
 // ---- PNG ----
@@ -486,7 +482,6 @@ fn plant_png(base: &[u8], draw: &mut Draw) -> Planted {
     let at = chunks[slot].0;
     let first_idat = chunks.iter().position(|c| &c.1 == b"IDAT").unwrap();
     let last_idat = chunks.iter().rposition(|c| &c.1 == b"IDAT").unwrap();
-    let ihdr_ok = |at: usize| at.max(chunks[1].0);
     let (chunk, spot, at) = match kind {
         0 => (
             png_chunk(b"tEXt", &[b"Author\0".as_slice(), &draw.payload()].concat()),
@@ -563,14 +558,9 @@ fn plant_png(base: &[u8], draw: &mut Draw) -> Planted {
         11 => {
             // Bytes after the zlib stream, inside the last IDAT.
             let (start, _, data) = chunks[last_idat];
-            let mut out = base[..start].to_vec();
-            out.extend(png_chunk(b"IDAT", &[data, &draw.payload()].concat()));
-            out.extend_from_slice(&base[start + 12 + data.len()..]);
-            return Planted {
-                file: out,
-                spot: "after the zlib stream in the last IDAT".into(),
-                valid: true,
-            };
+            let idat = png_chunk(b"IDAT", &[data, &draw.payload()].concat());
+            let out = [&base[..start], &idat, &base[start + 12 + data.len()..]].concat();
+            return Planted::valid(out, "after the zlib stream in the last IDAT");
         }
         12 => {
             // An IDAT of its own after the stream's end.
@@ -581,30 +571,15 @@ fn plant_png(base: &[u8], draw: &mut Draw) -> Planted {
                 after,
             )
         }
-        13 => {
-            let mut out = base.to_vec();
-            out.extend(draw.payload());
-            return Planted {
-                file: out,
-                spot: "after IEND".into(),
-                valid: true,
-            };
-        }
-        14 => (png_chunk(b"caNv", &draw.payload()), "unknown chunk", ihdr_ok(at)),
+        13 => return appended(base, draw, "after IEND"),
+        14 => (png_chunk(b"caNv", &draw.payload()), "unknown chunk", at),
         _ => (
             png_chunk(b"sPLT", &[b"Jane\0\x08".as_slice(), &draw.payload()].concat()),
             "sPLT",
             at,
         ),
     };
-    let mut out = base[..at].to_vec();
-    out.extend(chunk);
-    out.extend_from_slice(&base[at..]);
-    Planted {
-        file: out,
-        spot: format!("{spot} at offset {at}"),
-        valid: true,
-    }
+    Planted::valid(spliced(base, at, &chunk), format!("{spot} at offset {at}"))
 }
 
 // ---- WebP ----
@@ -687,15 +662,7 @@ fn plant_webp(base: &[u8], draw: &mut Draw) -> Planted {
                 ),
             )
         }
-        10 | 11 => {
-            let mut out = base.to_vec();
-            out.extend(draw.payload());
-            return Planted {
-                file: out,
-                spot: "after the RIFF data".into(),
-                valid: true,
-            };
-        }
+        10 | 11 => return appended(base, draw, "after the RIFF data"),
         12 | 13 if &chunks[image_chunk].0 == b"ANMF" => {
             // A metadata chunk after the frame's bitstream, inside the ANMF.
             let inner = [*b"EXIF", *b"XMP ", *b"prVt"][draw.below(3)];
@@ -722,11 +689,7 @@ fn plant_webp(base: &[u8], draw: &mut Draw) -> Planted {
     for (kind, data) in &chunks {
         push_chunk(&mut body, kind, data);
     }
-    Planted {
-        file: riff(body),
-        spot: format!("{spot} (slot {slot})"),
-        valid: true,
-    }
+    Planted::valid(riff(body), format!("{spot} (slot {slot})"))
 }
 
 /// Inside an ANMF's data (16 bytes of frame header, then chunks): a chunk of its own, or
@@ -794,24 +757,9 @@ fn plant_gif(base: &[u8], draw: &mut Draw) -> Planted {
             .concat(),
             "unknown application extension",
         ),
-        _ => {
-            let mut out = base.to_vec();
-            out.extend(draw.payload());
-            return Planted {
-                file: out,
-                spot: "after the trailer".into(),
-                valid: true,
-            };
-        }
+        _ => return appended(base, draw, "after the trailer"),
     };
-    let mut out = base[..at].to_vec();
-    out.extend(block);
-    out.extend_from_slice(&base[at..]);
-    Planted {
-        file: out,
-        spot: format!("{spot} at offset {at}"),
-        valid: true,
-    }
+    Planted::valid(spliced(base, at, &block), format!("{spot} at offset {at}"))
 }
 
 // ---- the check ----
