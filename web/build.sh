@@ -53,8 +53,8 @@ bindgen=$bindgen_root/bin/wasm-bindgen
 if [ ! -x "$bindgen" ]; then
   say "installing wasm-bindgen-cli $version into $bindgen_root (once)"
   # The native toolchain (rustup's when there is one) builds the tool for this machine. Not
-  # --locked: its lock file names a yanked webpki-roots.
-  cargo install --quiet wasm-bindgen-cli --version "=$version" --root "$bindgen_root" \
+  # --locked: its lock file names a yanked webpki-roots. The wasm flags are not for it.
+  env -u RUSTFLAGS cargo install --quiet wasm-bindgen-cli --version "=$version" --root "$bindgen_root" \
     --target-dir "$tools/wasm-bindgen-build"
   rm -rf "$tools/wasm-bindgen-build"
 fi
