@@ -5,7 +5,8 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
-use photoshield::codec::{self, DecodeLimits, EncodeSettings, Format, OutputFormat};
+use photoshield::codec::{self, DecodeLimits, EncodeSettings};
+use photoshield::format::{Format, OutputFormat};
 
 fn bench(c: &mut Criterion) {
     let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");

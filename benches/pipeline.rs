@@ -4,7 +4,8 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 
-use photoshield::codec::{self, DecodeLimits, EncodeSettings, Format, OutputFormat};
+use photoshield::codec::{self, DecodeLimits, EncodeSettings};
+use photoshield::format::{Format, OutputFormat};
 use photoshield::perturb::Perturb;
 use photoshield::watermark::Watermark;
 use photoshield::{orient, resize, FileContext, Layout, Options, Pipeline, Pixels};
@@ -89,7 +90,7 @@ fn bench(c: &mut Criterion) {
         // The completeness check inside decode_jpeg (Huffman symbols walked, no pixels), alone.
         group.bench_with_input(BenchmarkId::new("entropy_check", &id), &bytes, |b, bytes| {
             b.iter(|| {
-                let layout = photoshield::metadata::jpeg_layout(bytes);
+                let layout = photoshield::container::jpeg::layout(bytes);
                 photoshield::entropy::check(bytes, &layout).unwrap()
             })
         });
@@ -109,7 +110,7 @@ fn bench(c: &mut Criterion) {
                     &bytes,
                     |b, bytes| {
                         b.iter(|| {
-                            let layout = photoshield::metadata::jpeg_layout(bytes);
+                            let layout = photoshield::container::jpeg::layout(bytes);
                             photoshield::entropy::check(bytes, &layout).unwrap()
                         })
                     },

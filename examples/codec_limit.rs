@@ -4,7 +4,8 @@
 
 use rayon::prelude::*;
 
-use photoshield::codec::{self, DecodeLimits, EncodeSettings, Format, OutputFormat};
+use photoshield::codec::{self, DecodeLimits, EncodeSettings};
+use photoshield::format::{Format, OutputFormat};
 
 fn main() {
     // The same allocator setting as the photoshield binary (freed buffers are kept for the next

@@ -14,8 +14,8 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::codec::{self, OutputFormat};
 use crate::error::Error;
+use crate::format::OutputFormat;
 use crate::pipeline::{FileContext, Pipeline, Report};
 
 /// One thing the user named on the command line.
@@ -874,7 +874,7 @@ fn process_job(job: &Job, pipeline: &Pipeline, options: &BatchOptions, shared: &
         Ok(b) => b,
         Err(e) => return fail(e),
     };
-    let format = match codec::sniff(&bytes) {
+    let format = match crate::format::sniff(&bytes) {
         Ok(f) => f,
         Err(Error::NotAnImage(_)) | Err(Error::Empty)
             if job.walked && !has_image_extension(Path::new(&input)) =>

@@ -415,7 +415,7 @@ fn strip_keeps_format(input: &Path, out: &Path) -> anyhow::Result<()> {
     let read = std::fs::File::open(input).and_then(|f| f.take(64).read_to_end(&mut head));
     let Ok(format) = read
         .map_err(drop)
-        .and_then(|_| photoshield::codec::sniff(&head).map_err(drop))
+        .and_then(|_| photoshield::format::sniff(&head).map_err(drop))
     else {
         // Unreadable or not an image: the batch reports it with its reason.
         return Ok(());

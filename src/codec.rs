@@ -7,7 +7,6 @@
 //! 8-bit buffer the pipeline holds; lossy WebP is written by libwebp (the `libwebp` feature;
 //! without it WebP is written lossless).
 
-use std::fmt;
 use std::io::Cursor;
 
 use image::metadata::Orientation;
@@ -20,183 +19,8 @@ use zune_jpeg::JpegDecoder;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::format::{Format, OutputFormat};
 use crate::pixels::{Layout, Pixels};
-
-/// An input format photoshield can read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    Jpeg,
-    Png,
-    WebP,
-    Tiff,
-    Gif,
-    /// HEIC/HEIF: HEVC images in a HEIF container.
-    Heif,
-    /// JPEG XL, bare codestream or in its container.
-    Jxl,
-}
-
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Format::Jpeg => "JPEG",
-            Format::Png => "PNG",
-            Format::WebP => "WebP",
-            Format::Tiff => "TIFF",
-            Format::Gif => "GIF",
-            Format::Heif => "HEIC",
-            Format::Jxl => "JPEG XL",
-        })
-    }
-}
-
-/// A format photoshield can write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OutputFormat {
-    Jpeg,
-    Png,
-    #[serde(rename = "webp")]
-    WebP,
-}
-
-impl OutputFormat {
-    /// The output format chosen for an input when the user did not ask for one:
-    /// the same format, except that TIFF and GIF become PNG (lossless, widely accepted), and
-    /// HEIC and JPEG XL become JPEG (what every platform takes).
-    pub fn for_input(input: Format) -> OutputFormat {
-        match input {
-            Format::Jpeg | Format::Heif | Format::Jxl => OutputFormat::Jpeg,
-            Format::WebP => OutputFormat::WebP,
-            Format::Png | Format::Tiff | Format::Gif => OutputFormat::Png,
-        }
-    }
-
-    /// The usual file extension, without the dot.
-    pub fn extension(self) -> &'static str {
-        match self {
-            OutputFormat::Jpeg => "jpg",
-            OutputFormat::Png => "png",
-            OutputFormat::WebP => "webp",
-        }
-    }
-
-    /// Whether `ext` (any case, no dot) is an extension of this format.
-    pub fn accepts_extension(self, ext: &str) -> bool {
-        let ext = ext.to_ascii_lowercase();
-        match self {
-            OutputFormat::Jpeg => matches!(ext.as_str(), "jpg" | "jpeg" | "jpe" | "jfif"),
-            OutputFormat::Png => ext == "png",
-            OutputFormat::WebP => ext == "webp",
-        }
-    }
-
-    /// The format an extension names, if any.
-    pub fn from_extension(ext: &str) -> Option<OutputFormat> {
-        [OutputFormat::Jpeg, OutputFormat::Png, OutputFormat::WebP]
-            .into_iter()
-            .find(|f| f.accepts_extension(ext))
-    }
-
-    pub fn as_format(self) -> Format {
-        match self {
-            OutputFormat::Jpeg => Format::Jpeg,
-            OutputFormat::Png => Format::Png,
-            OutputFormat::WebP => Format::WebP,
-        }
-    }
-}
-
-impl fmt::Display for OutputFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.as_format().fmt(f)
-    }
-}
-
-/// Tells the format from the first bytes. Known image formats that photoshield does not read
-/// (HEIC, AVIF, JPEG XL, camera RAW, ...) are refused by name so the user knows what to convert.
-pub fn sniff(bytes: &[u8]) -> Result<Format> {
-    let starts = |magic: &[u8]| bytes.starts_with(magic);
-    if bytes.is_empty() {
-        return Err(Error::Empty);
-    }
-    if starts(&[0xFF, 0xD8, 0xFF]) {
-        return Ok(Format::Jpeg);
-    }
-    if starts(b"\x89PNG\r\n\x1a\n") {
-        return Ok(Format::Png);
-    }
-    if starts(b"RIFF") && bytes.get(8..12) == Some(b"WEBP") {
-        return Ok(Format::WebP);
-    }
-    if starts(b"GIF87a") || starts(b"GIF89a") {
-        return Ok(Format::Gif);
-    }
-    if starts(b"II*\0") || starts(b"MM\0*") || starts(b"IIRO") || starts(b"IIU\0") {
-        // Most camera raws are TIFF files whose first image is a small preview: tell them by
-        // their tags, never by the file name.
-        if let Some(raw) = crate::container::tiff::camera_raw(bytes) {
-            return Err(Error::Raw(raw));
-        }
-        if starts(b"II*\0") || starts(b"MM\0*") {
-            return Ok(Format::Tiff);
-        }
-    }
-    if starts(b"IIRS") || starts(b"FUJIFILMCCD-RAW") {
-        return Err(Error::Raw(if starts(b"IIRS") {
-            "Olympus ORF"
-        } else {
-            "Fujifilm RAF"
-        }));
-    }
-    if bytes.get(4..8) == Some(b"ftyp") {
-        let brand = |b: &[u8]| crate::container::isobmff::has_brand(bytes, b);
-        if brand(b"crx ") {
-            return Err(Error::Raw("Canon CR3"));
-        }
-        if brand(b"avif") || brand(b"avis") {
-            return Err(Error::Unsupported(
-                "AVIF (not decoded yet); convert to JPEG or PNG first",
-            ));
-        }
-        if [
-            &b"heic"[..],
-            b"heix",
-            b"hevc",
-            b"hevx",
-            b"heim",
-            b"heis",
-            b"hevm",
-            b"hevs",
-            b"mif1",
-            b"msf1",
-            b"miaf",
-        ]
-        .iter()
-        .any(|b| brand(b))
-        {
-            return Ok(Format::Heif);
-        }
-        return Err(Error::Unsupported("video or other ISO media file"));
-    }
-    if starts(&[0xFF, 0x0A]) || crate::container::isobmff::is_jxl_container(bytes) {
-        return Ok(Format::Jxl);
-    }
-    if starts(b"%PDF") {
-        return Err(Error::Unsupported("PDF document"));
-    }
-    if starts(b"BM") {
-        return Err(Error::Unsupported("BMP; convert to PNG first"));
-    }
-    if starts(b"8BPS") {
-        return Err(Error::Unsupported("Photoshop PSD; export a JPEG or PNG first"));
-    }
-    if starts(&[0, 0, 1, 0]) {
-        return Err(Error::Unsupported("ICO icon"));
-    }
-    Err(Error::NotAnImage("content is not a recognised image format"))
-}
 
 /// Limits applied while decoding, so that a crafted file cannot exhaust memory.
 #[derive(Clone, Copy, Debug)]
@@ -262,7 +86,7 @@ fn decode_jpeg(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
         format: Format::Jpeg,
         reason,
     };
-    let layout = crate::metadata::jpeg_layout(bytes);
+    let layout = crate::container::jpeg::layout(bytes);
     if layout.end.is_none() {
         // A truncated JPEG decodes to a grey lower part; refuse rather than publish that.
         return Err(fail(
@@ -315,8 +139,8 @@ fn decode_jpeg(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
 /// PNG decoder inflates it whole before the first pixel), so that a few kilobytes cannot claim
 /// a gigabyte. `None` when the PNG can be decoded as it is.
 fn png_without_oversized_iccp(bytes: &[u8]) -> Option<Vec<u8>> {
-    let iccp = crate::metadata::png_chunks(bytes).find(|c| &c.kind == b"iCCP")?;
-    crate::metadata::png_iccp_profile(iccp.data).err()?;
+    let iccp = crate::container::png::chunks(bytes).find(|c| &c.kind == b"iCCP")?;
+    crate::container::png::iccp_profile(iccp.data).err()?;
     Some([&bytes[..iccp.offset], &bytes[iccp.end..]].concat())
 }
 
@@ -407,8 +231,8 @@ fn decode_webp(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
         format: Format::WebP,
         reason,
     };
-    let chunks: Vec<_> = crate::metadata::riff_chunks(bytes).collect();
-    let (width, height) = crate::metadata::webp_canvas_size(&chunks)
+    let chunks: Vec<_> = crate::container::riff::chunks(bytes).collect();
+    let (width, height) = crate::container::riff::canvas_size(&chunks)
         .ok_or_else(|| fail("no image header (truncated file?)".into()))?;
     check_limits(width, height, limits)?;
     let vp8x_flags = chunks
@@ -443,7 +267,7 @@ fn decode_webp(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
 /// A still WebP's pixels, RGBA when it has alpha, else RGB.
 fn decode_webp_still(
     bytes: &[u8],
-    chunks: &[crate::metadata::RiffChunk],
+    chunks: &[crate::container::riff::Chunk],
 ) -> std::result::Result<Pixels, String> {
     let open = |b| image_webp::WebPDecoder::new(Cursor::new(b)).map_err(|e| e.to_string());
     let mut decoder = open(bytes)?;
@@ -452,8 +276,8 @@ fn decode_webp_still(
     if let Some(vp8l) = lossless.filter(|_| !decoder.has_alpha()) {
         // The same bitstream declared with alpha decodes straight into one RGBA buffer, which
         // is then narrowed in place.
-        let vp8x = crate::metadata::vp8x(0x10, w, h);
-        let rewrapped = crate::metadata::webp_file([(b"VP8X", &vp8x[..]), (b"VP8L", vp8l.data)]);
+        let vp8x = crate::container::riff::vp8x(0x10, w, h);
+        let rewrapped = crate::container::riff::webp_file([(b"VP8X", &vp8x[..]), (b"VP8L", vp8l.data)]);
         let mut decoder = open(&rewrapped)?;
         let mut data =
             crate::pixels::scratch_buffer(decoder.output_buffer_size().ok_or("picture too large")?);
@@ -504,12 +328,12 @@ fn first_frame_on_canvas(
     // The frame as a still picture of its own, with alpha declared so that it decodes to RGBA.
     // (A lossy frame without an ALPH chunk is opaque: declaring alpha would make its decoder
     // look for one.)
-    let picture: Vec<_> = crate::metadata::anmf_subchunks(anmf)
+    let picture: Vec<_> = crate::container::riff::anmf_subchunks(anmf)
         .filter(|(id, _)| matches!(id, b"ALPH" | b"VP8 " | b"VP8L"))
         .collect();
     let has_alpha_data = picture.iter().any(|(id, _)| id != b"VP8 ");
-    let vp8x = crate::metadata::vp8x(if has_alpha_data { 0x10 } else { 0 }, fw as u32, fh as u32);
-    let still = crate::metadata::webp_file(
+    let vp8x = crate::container::riff::vp8x(if has_alpha_data { 0x10 } else { 0 }, fw as u32, fh as u32);
+    let still = crate::container::riff::webp_file(
         std::iter::once((b"VP8X", &vp8x[..])).chain(picture.iter().map(|(id, data)| (id, *data))),
     );
     let mut decoder = image_webp::WebPDecoder::new(Cursor::new(&still[..])).map_err(|e| e.to_string())?;
@@ -603,7 +427,7 @@ pub fn dimensions(bytes: &[u8], format: Format) -> Option<(u32, u32)> {
         Format::Jpeg => ImageFormat::Jpeg,
         // From IHDR itself: the PNG decoder would inflate an iCCP chunk whole before answering.
         Format::Png => {
-            let ihdr = crate::metadata::png_chunks(bytes)
+            let ihdr = crate::container::png::chunks(bytes)
                 .next()
                 .filter(|c| &c.kind == b"IHDR")?;
             let be = |at: usize| Some(u32::from_be_bytes(ihdr.data.get(at..at + 4)?.try_into().ok()?));
@@ -621,13 +445,13 @@ pub fn dimensions(bytes: &[u8], format: Format) -> Option<(u32, u32)> {
 /// Counts the frames of an animated GIF, APNG or WebP by walking its blocks (cheap, bounded).
 pub fn animation_frames(bytes: &[u8], format: Format) -> Option<u32> {
     match format {
-        Format::Gif => Some(crate::metadata::gif_layout(bytes).frames),
-        Format::Png => crate::metadata::png_chunks(bytes)
+        Format::Gif => Some(crate::container::gif::layout(bytes).frames),
+        Format::Png => crate::container::png::chunks(bytes)
             .find(|c| &c.kind == b"acTL")
             .and_then(|c| c.data.get(0..4))
             .map(|n| u32::from_be_bytes([n[0], n[1], n[2], n[3]])),
         Format::WebP => {
-            let n = crate::metadata::riff_chunks(bytes)
+            let n = crate::container::riff::chunks(bytes)
                 .filter(|c| &c.id == b"ANMF")
                 .count();
             (n > 0).then_some(n as u32)
@@ -691,7 +515,7 @@ pub fn encode(pixels: &Pixels, settings: EncodeSettings, icc: Option<&[u8]>) -> 
             #[cfg(not(feature = "libwebp"))]
             let out = encode_webp_lossless(pixels).map_err(fail)?;
             match icc {
-                Some(icc) => crate::metadata::webp_with_icc(out, icc).map_err(fail),
+                Some(icc) => crate::container::riff::webp_with_icc(out, icc).map_err(fail),
                 None => Ok(out),
             }
         }
@@ -967,30 +791,29 @@ struct JpegParts {
 
 fn jpeg_parts(b: &[u8]) -> std::result::Result<JpegParts, String> {
     let bad = || "the JPEG encoder wrote an unexpected stream".to_string();
-    if !b.starts_with(&[0xFF, 0xD8]) || !b.ends_with(&[0xFF, 0xD9]) {
+    if !b.ends_with(&[0xFF, 0xD9]) {
         return Err(bad());
     }
-    let (mut pos, mut sof) = (2, None);
-    while pos + 4 <= b.len() && b[pos] == 0xFF {
-        let len = u16::from_be_bytes([b[pos + 2], b[pos + 3]]) as usize;
-        match b[pos + 1] {
-            0xC0 => sof = Some(pos),
-            0xDA => {
-                let start = pos + 2 + len;
-                return match (sof, start <= b.len() - 2) {
-                    (Some(sof), true) => Ok(JpegParts {
-                        sof,
-                        sos: pos,
-                        data: start..b.len() - 2,
-                    }),
-                    _ => Err(bad()),
-                };
-            }
-            _ => {}
-        }
-        pos += 2 + len;
+    let header = crate::container::jpeg::header(b);
+    let sof = header
+        .segments
+        .iter()
+        .find(|s| s.marker == 0xC0)
+        .ok_or_else(bad)?;
+    let sos = header
+        .segments
+        .last()
+        .filter(|s| s.marker == 0xDA)
+        .ok_or_else(bad)?;
+    let start = sos.end();
+    match start <= b.len() - 2 {
+        true => Ok(JpegParts {
+            sof: sof.offset,
+            sos: sos.offset,
+            data: start..b.len() - 2,
+        }),
+        false => Err(bad()),
     }
-    Err(bad())
 }
 
 /// One JPEG from the strips' JPEGs: the first one's header with the whole height and a restart

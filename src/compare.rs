@@ -3,8 +3,9 @@
 
 use serde::Serialize;
 
-use crate::codec::{self, DecodeLimits, EncodeSettings, OutputFormat};
+use crate::codec::{self, DecodeLimits, EncodeSettings};
 use crate::error::{Error, Result};
+use crate::format::OutputFormat;
 use crate::pixels::{Layout, Pixels};
 use crate::resize;
 
@@ -137,7 +138,12 @@ fn jpeg75(p: &Pixels) -> Result<Pixels> {
         },
         None,
     )?;
-    Ok(codec::decode(&bytes, codec::Format::Jpeg, DecodeLimits { max_pixels: u64::MAX })?.pixels)
+    Ok(codec::decode(
+        &bytes,
+        crate::format::Format::Jpeg,
+        DecodeLimits { max_pixels: u64::MAX },
+    )?
+    .pixels)
 }
 
 /// Compares an original with its protected copy (same size, as displayed).
@@ -203,7 +209,7 @@ pub fn compare(original: &Pixels, protected: &Pixels) -> Result<Comparison> {
 
 /// Decodes a file for comparison: upright, RGB.
 pub fn load(bytes: &[u8]) -> Result<Pixels> {
-    let format = codec::sniff(bytes)?;
+    let format = crate::format::sniff(bytes)?;
     let decoded = codec::decode(
         bytes,
         format,

@@ -11,12 +11,12 @@
 //! values). Arithmetic-coded, lossless and hierarchical files are not walked (`None`).
 //!
 //! This module owns the reading of scan data only; the marker structure comes from
-//! [`crate::metadata::jpeg_layout`], and what to do with the findings is strip's, inspect's and
+//! [`crate::container::jpeg::layout`], and what to do with the findings is strip's, inspect's and
 //! decode's business.
 
 use std::ops::Range;
 
-use crate::metadata::JpegLayout;
+use crate::container::jpeg::Layout;
 
 /// What the walk of a JPEG's scans found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -215,7 +215,7 @@ impl Bits<'_> {
 /// malformed: those are left to the decoder. A table or scan header that cannot be read after
 /// the frame ends the walk there: what follows counts as missing (a cut that lands inside a
 /// segment, with an end marker appended, makes one).
-pub fn check(b: &[u8], layout: &JpegLayout) -> Option<ScanCheck> {
+pub fn check(b: &[u8], layout: &Layout) -> Option<ScanCheck> {
     let mut dc: [Option<Huffman>; 4] = Default::default();
     let mut ac: [Option<Huffman>; 4] = Default::default();
     let mut restart = 0u64;
@@ -241,7 +241,7 @@ pub fn check(b: &[u8], layout: &JpegLayout) -> Option<ScanCheck> {
                 let Some(scan) = Scan::parse(d, frame, &dc, &ac) else {
                     break;
                 };
-                let start = seg.offset + 4 + d.len();
+                let start = seg.end();
                 let (found, mut unused) = match scan.coding {
                     Coding::Blocks(ref blocks) => walk(b, start, restart, scan.units, |bits, from, to| {
                         walk_blocks(bits, blocks, from, to)
@@ -781,13 +781,13 @@ mod tests {
         // 300 rows: several strips joined by restart markers; 17 and 1 px: partial MCUs.
         for (w, h) in [(1, 1), (17, 9), (64, 48), (200, 300)] {
             let jpeg = photo(w, h);
-            let layout = crate::metadata::jpeg_layout(&jpeg);
+            let layout = crate::container::jpeg::layout(&jpeg);
             let scan = check(&jpeg, &layout).unwrap();
             assert!(scan.complete() && scan.unused.is_empty(), "{w}x{h}: {scan:?}");
             let data_start = layout.segments.iter().find(|s| s.marker == 0xDA).unwrap().offset + 20;
             for cut in (data_start..jpeg.len() - 8).step_by(37) {
                 let cut_file = [&jpeg[..cut], &[0xFF, 0xD9][..]].concat();
-                let layout = crate::metadata::jpeg_layout(&cut_file);
+                let layout = crate::container::jpeg::layout(&cut_file);
                 if let Some(scan) = check(&cut_file, &layout) {
                     assert!(!scan.complete(), "{w}x{h} cut at {cut} looks complete");
                 }
@@ -803,7 +803,7 @@ mod tests {
             .position(|w| w[0] == 0xFF && w[1] == 0xD0)
             .unwrap();
         let hidden = [&jpeg[..rst], b"HIDDEN", &jpeg[rst..]].concat();
-        let scan = check(&hidden, &crate::metadata::jpeg_layout(&hidden)).unwrap();
+        let scan = check(&hidden, &crate::container::jpeg::layout(&hidden)).unwrap();
         assert!(scan.complete(), "{scan:?}");
         assert_eq!(scan.unused, vec![rst..rst + 6]);
     }
@@ -816,8 +816,9 @@ mod tests {
 #[cfg(test)]
 mod progressive_tests {
     use super::*;
-    use crate::codec::{self, DecodeLimits, Format};
-    use crate::metadata::jpeg_layout;
+    use crate::codec::{self, DecodeLimits};
+    use crate::container::jpeg;
+    use crate::format::Format;
     use std::io::Write;
     use std::process::{Command, Stdio};
 
@@ -918,7 +919,7 @@ mod progressive_tests {
                 let Some(jpeg) = cjpeg(args, w, h, grey) else {
                     return Vec::new();
                 };
-                assert!(jpeg_layout(&jpeg).segments.iter().any(|s| s.marker == 0xC2));
+                assert!(jpeg::layout(&jpeg).segments.iter().any(|s| s.marker == 0xC2));
                 let blocks = default_progression_blocks(w, h, grey, sampling);
                 out.push((format!("{args:?} {w}x{h}"), jpeg, blocks));
             }
@@ -948,7 +949,7 @@ mod progressive_tests {
 
     /// Offsets where a scan's data (or a restart interval's) ends and a marker begins.
     fn data_ends(jpeg: &[u8]) -> Vec<usize> {
-        let layout = jpeg_layout(jpeg);
+        let layout = jpeg::layout(jpeg);
         let mut ends = Vec::new();
         let mut in_scan = false;
         for seg in &layout.segments {
@@ -969,13 +970,13 @@ mod progressive_tests {
     /// Cut at every `step`-th byte of the data and at every scan's end, with an end marker
     /// appended: never complete.
     fn assert_cuts_are_incomplete(name: &str, jpeg: &[u8], step: usize) {
-        let layout = jpeg_layout(jpeg);
+        let layout = jpeg::layout(jpeg);
         let first = layout.segments.iter().find(|s| s.marker == 0xDA).unwrap();
-        let data_start = first.offset + 4 + first.data.len();
+        let data_start = first.end();
         let cuts = (data_start..jpeg.len() - 2).step_by(step).chain(data_ends(jpeg));
         for cut in cuts.filter(|&c| c < jpeg.len() - 2) {
             let cut_file = [&jpeg[..cut], &[0xFF, 0xD9][..]].concat();
-            let scan = check(&cut_file, &jpeg_layout(&cut_file))
+            let scan = check(&cut_file, &jpeg::layout(&cut_file))
                 .unwrap_or_else(|| panic!("{name} cut at {cut}: not walked"));
             assert!(
                 scan.found < scan.expected,
@@ -1004,14 +1005,14 @@ mod progressive_tests {
                 at = end;
             }
             hidden.extend_from_slice(&jpeg[at..]);
-            let scan = check(&hidden, &jpeg_layout(&hidden)).unwrap();
+            let scan = check(&hidden, &jpeg::layout(&hidden)).unwrap();
             assert!(scan.complete(), "{name} planted at {plan:?}: {scan:?}");
             assert_eq!(scan.unused, want, "{name} planted at {plan:?}");
 
             let stripped = crate::strip::strip(&hidden, &Default::default()).unwrap();
             let survives = stripped.windows(PLANTED.len()).any(|w| w == PLANTED);
             assert!(!survives, "{name}: planted bytes at {plan:?} survive strip");
-            let scan = check(&stripped, &jpeg_layout(&stripped)).unwrap();
+            let scan = check(&stripped, &jpeg::layout(&stripped)).unwrap();
             assert!(
                 scan.complete() && scan.unused.is_empty(),
                 "{name} stripped: {scan:?}"
@@ -1027,12 +1028,12 @@ mod progressive_tests {
     #[test]
     fn whole_progressive_files_are_complete_with_no_unused_bytes() {
         for (name, jpeg, blocks) in files() {
-            let scan = check(&jpeg, &jpeg_layout(&jpeg)).unwrap_or_else(|| panic!("{name}: not walked"));
+            let scan = check(&jpeg, &jpeg::layout(&jpeg)).unwrap_or_else(|| panic!("{name}: not walked"));
             assert!(scan.complete() && scan.unused.is_empty(), "{name}: {scan:?}");
             assert_eq!(scan.expected, blocks, "{name}: every block of every scan");
         }
         for (name, jpeg) in corpus_files() {
-            let scan = check(&jpeg, &jpeg_layout(&jpeg)).unwrap_or_else(|| panic!("{name}: not walked"));
+            let scan = check(&jpeg, &jpeg::layout(&jpeg)).unwrap_or_else(|| panic!("{name}: not walked"));
             assert!(scan.complete() && scan.unused.is_empty(), "{name}: {scan:?}");
         }
     }
@@ -1068,7 +1069,7 @@ mod progressive_tests {
             return skip("../shared/corpus");
         };
         assert_eq!(jpeg.last(), Some(&0xFF));
-        let scan = check(&jpeg, &jpeg_layout(&jpeg)).unwrap();
+        let scan = check(&jpeg, &jpeg::layout(&jpeg)).unwrap();
         assert!(scan.complete() && scan.unused.is_empty(), "{scan:?}");
         assert_cuts_are_incomplete("truncated_jpeg.jpg", &[&jpeg[..], &[0xD9]].concat(), 101);
     }
@@ -1111,7 +1112,7 @@ mod progressive_tests {
                     return;
                 };
                 let name = format!("{name} {w}x{h}");
-                let scan = check(&jpeg, &jpeg_layout(&jpeg)).unwrap_or_else(|| panic!("{name}: not walked"));
+                let scan = check(&jpeg, &jpeg::layout(&jpeg)).unwrap_or_else(|| panic!("{name}: not walked"));
                 assert!(scan.complete() && scan.unused.is_empty(), "{name}: {scan:?}");
                 assert_eq!(scan.expected, script_blocks(&name, w, h), "{name}");
                 assert_cuts_are_incomplete(&name, &jpeg, (jpeg.len() / 300).max(1) | 1);
@@ -1130,7 +1131,7 @@ mod progressive_tests {
         let Some(jpeg) = cjpeg_script(script, 64, 48) else {
             return;
         };
-        let scan = check(&jpeg, &jpeg_layout(&jpeg)).unwrap();
+        let scan = check(&jpeg, &jpeg::layout(&jpeg)).unwrap();
         let (luma, chroma) = (8 * 6, 4 * 3);
         assert_eq!(scan.found, (luma + 2 * chroma) + luma + 2 * chroma);
         assert_eq!(scan.expected, scan.found + luma);
@@ -1143,7 +1144,7 @@ mod progressive_tests {
             let Some(jpeg) = cjpeg(args, 40, 30, false) else {
                 return;
             };
-            assert_eq!(check(&jpeg, &jpeg_layout(&jpeg)), None, "{args:?}");
+            assert_eq!(check(&jpeg, &jpeg::layout(&jpeg)), None, "{args:?}");
         }
     }
 }

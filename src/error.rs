@@ -2,7 +2,7 @@
 
 use thiserror::Error;
 
-use crate::codec::Format;
+use crate::format::Format;
 
 /// Why one image could not be protected.
 #[derive(Debug, Error)]

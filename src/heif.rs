@@ -1,6 +1,6 @@
 //! Decoding the newer photo formats into [`Pixels`]: HEIC/HEIF (HEVC in a HEIF container, what
 //! iPhones save) with the pure-Rust `heic-decoder`, and JPEG XL with the pure-Rust `jxl-oxide`.
-//! AVIF is read as a structure (for `inspect`) but not decoded; see [`crate::codec::sniff`].
+//! AVIF is read as a structure (for `inspect`) but not decoded; see [`crate::format::sniff`].
 //!
 //! The rules these decoders share with the rest of photoshield:
 //! - the display transform is the container's (`irot`/`imir` in HEIF, the codestream's
@@ -13,9 +13,10 @@
 
 use image::metadata::Orientation;
 
-use crate::codec::{DecodeLimits, Decoded, Format};
+use crate::codec::{DecodeLimits, Decoded};
 use crate::container::isobmff::{self, Heif};
 use crate::error::{Error, Result};
+use crate::format::Format;
 use crate::pixels::{Layout, Pixels};
 
 fn fail(format: Format, reason: impl Into<String>) -> Error {

@@ -29,7 +29,7 @@ pub fn zlib_stream_len(data: &[u8]) -> Option<usize> {
 /// for the `IDAT` and `fdAT` chunks that carry the zlib stream of the picture (or of an APNG
 /// frame) past its end. Such a stream is split over consecutive chunks (an `fdAT` payload starts
 /// with its 4-byte sequence number); one that does not end counts as wholly read.
-pub fn png_used(chunks: &[crate::metadata::Chunk]) -> Vec<usize> {
+pub fn png_used(chunks: &[crate::container::png::Chunk]) -> Vec<usize> {
     let mut used: Vec<usize> = chunks.iter().map(|c| c.data.len()).collect();
     let mut i = 0;
     while i < chunks.len() {
@@ -43,7 +43,7 @@ pub fn png_used(chunks: &[crate::metadata::Chunk]) -> Vec<usize> {
             }
         };
         let run = chunks[i..].iter().take_while(|c| c.kind == kind).count();
-        fn payload<'a>(c: &crate::metadata::Chunk<'a>, skip: usize) -> &'a [u8] {
+        fn payload<'a>(c: &crate::container::png::Chunk<'a>, skip: usize) -> &'a [u8] {
             c.data.get(skip..).unwrap_or_default()
         }
         let stream: Vec<u8> = chunks[i..i + run]
@@ -142,7 +142,7 @@ fn vp8l_header(width: u32, height: u32) -> [u8; 5] {
 
 /// Whether `bitstream`, as the only chunk of a still WebP, decodes without reading past its end.
 fn decodes_as(id: &[u8; 4], bitstream: &[u8]) -> bool {
-    let riff = crate::metadata::webp_file([(id, bitstream)]);
+    let riff = crate::container::riff::webp_file([(id, bitstream)]);
     let Ok(mut decoder) = image_webp::WebPDecoder::new(Cursor::new(&riff[..])) else {
         return false;
     };

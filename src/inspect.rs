@@ -5,8 +5,9 @@
 
 use serde::Serialize;
 
-use crate::codec::{self, Format};
+use crate::codec;
 use crate::error::{Error, Result};
+use crate::format::Format;
 use crate::metadata::{self, classify_jpeg_segment, Kind};
 
 /// What kind of information a finding is.
@@ -83,7 +84,7 @@ const RIGHTS_PROPERTIES: &[&str] = &[
 
 /// Inspects one file.
 pub fn inspect(bytes: &[u8]) -> Result<Inspection> {
-    let format = match codec::sniff(bytes) {
+    let format = match crate::format::sniff(bytes) {
         Ok(f) => f,
         Err(Error::Unsupported(what)) if bytes.get(4..8) == Some(b"ftyp") => {
             return Ok(inspect_isobmff(bytes, what));
@@ -123,7 +124,7 @@ fn report_trailer(bytes: &[u8], end: Option<usize>, ins: &mut Inspection) {
 /// GIF's extension blocks: comments, XMP, and any application or plain-text block that is not
 /// one of the animation loop blocks every viewer knows; bytes after the trailer.
 fn inspect_gif(bytes: &[u8], ins: &mut Inspection) {
-    let layout = metadata::gif_layout(bytes);
+    let layout = crate::container::gif::layout(bytes);
     for block in &layout.extensions {
         match block.label {
             0xFE => ins.add(
@@ -163,14 +164,14 @@ fn report_orientation(bytes: &[u8], format: Format, ins: &mut Inspection) {
     }
     let ignored = match format {
         Format::Jpeg => {
-            let n = metadata::jpeg_header(bytes)
+            let n = crate::container::jpeg::header(bytes)
                 .segments
                 .iter()
                 .filter(|s| s.marker == 0xE1 && s.data.starts_with(b"Exif\0"))
                 .count();
             (n > 1).then(|| format!("{n} EXIF segments: only the first counts, as in browsers and exiftool"))
         }
-        Format::Png => metadata::png_chunks(bytes)
+        Format::Png => crate::container::png::chunks(bytes)
             .skip_while(|c| &c.kind != b"IDAT")
             .any(|c| &c.kind == b"eXIf")
             .then(|| {
@@ -276,7 +277,7 @@ fn unknown_data(ins: &mut Inspection, extra: usize, place: &str) {
 }
 
 fn inspect_jpeg(bytes: &[u8], ins: &mut Inspection) {
-    let layout = metadata::jpeg_layout(bytes);
+    let layout = crate::container::jpeg::layout(bytes);
     if let Some(err) = layout.error {
         ins.add(
             Category::OtherMetadata,
@@ -284,7 +285,7 @@ fn inspect_jpeg(bytes: &[u8], ins: &mut Inspection) {
             false,
         );
     }
-    if let Some(profile) = metadata::jpeg_icc(&layout) {
+    if let Some(profile) = crate::container::jpeg::icc(&layout) {
         inspect_icc("ICC profile", &profile, ins);
     }
     if let Some(scan) = crate::entropy::check(bytes, &layout) {
@@ -321,7 +322,7 @@ fn inspect_jpeg(bytes: &[u8], ins: &mut Inspection) {
         if seg.marker == 0xEE && data.starts_with(b"Adobe") {
             unknown_data(ins, data.len().saturating_sub(12), "the Adobe segment");
         }
-        let defined = metadata::jpeg_defined_len(seg.marker, data);
+        let defined = crate::container::jpeg::defined_len(seg.marker, data);
         unknown_data(
             ins,
             data.len() - defined,
@@ -387,7 +388,7 @@ fn inspect_jpeg(bytes: &[u8], ins: &mut Inspection) {
 }
 
 fn inspect_png(bytes: &[u8], ins: &mut Inspection) {
-    for chunk in metadata::png_chunks(bytes) {
+    for chunk in crate::container::png::chunks(bytes) {
         match &chunk.kind {
             b"tEXt" | b"zTXt" | b"iTXt" => {
                 let keyword = chunk.data.split(|&b| b == 0).next().unwrap_or_default();
@@ -420,7 +421,7 @@ fn inspect_png(bytes: &[u8], ins: &mut Inspection) {
             b"iCCP" => {
                 let name_end = chunk.data.iter().take(80).position(|&b| b == 0).unwrap_or(0);
                 let name = printable(&chunk.data[..name_end], 40);
-                match metadata::png_iccp_profile(chunk.data) {
+                match crate::container::png::iccp_profile(chunk.data) {
                     Ok(profile) => inspect_icc(&format!("iCCP colour profile \"{name}\""), &profile, ins),
                     Err(why) => ins.add(Category::OtherMetadata, why, true),
                 }
@@ -450,7 +451,7 @@ fn inspect_png(bytes: &[u8], ins: &mut Inspection) {
             ),
         }
     }
-    let chunks: Vec<_> = metadata::png_chunks(bytes).collect();
+    let chunks: Vec<_> = crate::container::png::chunks(bytes).collect();
     let past_stream: usize = chunks
         .iter()
         .zip(crate::image_data::png_used(&chunks))
@@ -466,9 +467,9 @@ fn inspect_png(bytes: &[u8], ins: &mut Inspection) {
 }
 
 fn inspect_webp(bytes: &[u8], ins: &mut Inspection) {
-    report_trailer(bytes, metadata::riff_end(bytes), ins);
-    let chunks: Vec<_> = metadata::riff_chunks(bytes).collect();
-    let size = metadata::webp_canvas_size(&chunks);
+    report_trailer(bytes, crate::container::riff::end(bytes), ins);
+    let chunks: Vec<_> = crate::container::riff::chunks(bytes).collect();
+    let size = crate::container::riff::canvas_size(&chunks);
     for chunk in &chunks {
         match &chunk.id {
             b"EXIF" => {
@@ -505,8 +506,8 @@ fn inspect_webp(bytes: &[u8], ins: &mut Inspection) {
 /// The chunks inside an animation frame: only the picture (`ALPH`, `VP8 `, `VP8L`) belongs
 /// there, but readers skip anything else, so metadata can hide in a frame.
 fn inspect_webp_frame(data: &[u8], ins: &mut Inspection) {
-    let size = metadata::anmf_size(data);
-    for (id, body) in metadata::anmf_subchunks(data) {
+    let size = crate::container::riff::anmf_size(data);
+    for (id, body) in crate::container::riff::anmf_subchunks(data) {
         match &id {
             b"VP8 " | b"VP8L" | b"ALPH" => unknown_data(
                 ins,

@@ -1,7 +1,7 @@
 //! photoshield protects photos before they are posted online.
 //!
 //! The pipeline, in order (see [`Pipeline::process`]):
-//! 1. read: the format is told from the content ([`codec::sniff`]);
+//! 1. read: the format is told from the content ([`format::sniff`]);
 //! 2. decode under limits ([`codec::decode`]);
 //! 3. orient: the EXIF orientation goes into the pixels ([`orient`]);
 //! 4. strip: nothing but pixels and the colour profile reaches the encoder ([`metadata`]);
@@ -28,6 +28,7 @@ pub mod compare;
 pub mod container;
 pub mod entropy;
 pub mod error;
+pub mod format;
 pub mod heif;
 pub mod icc;
 pub mod image_data;
@@ -45,8 +46,8 @@ pub mod resize;
 pub mod strip;
 pub mod watermark;
 
-pub use codec::{Format, OutputFormat};
 pub use error::{Error, Result};
+pub use format::{Format, OutputFormat};
 pub use options::{Options, Preset};
 pub use pipeline::{FileContext, Pipeline, Processed, Report};
 pub use pixels::{Layout, Pixels};

@@ -340,7 +340,7 @@ fn files_of(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<Result<batch::Li
 fn read_listed(file: &batch::Listed) -> Result<Option<Vec<u8>>, String> {
     let bytes = batch::read_file(&file.path)?;
     let not_image = matches!(
-        photoshield::codec::sniff(&bytes),
+        photoshield::format::sniff(&bytes),
         Err(photoshield::Error::NotAnImage(_)) | Err(photoshield::Error::Empty)
     );
     if file.walked && not_image && !batch::has_image_extension(&file.path) {

@@ -12,7 +12,7 @@
 //!   layers, and the encoder's working planes and output;
 //! - the file itself, and a fixed allowance for the program, its fonts and thread stacks.
 
-use crate::codec::{Format, OutputFormat};
+use crate::format::{Format, OutputFormat};
 use crate::options::Options;
 
 /// The fixed allowance: the binary, fonts, allocator and thread stacks, the input file.
@@ -60,13 +60,13 @@ pub fn estimate(bytes: &[u8], format: Format, options: &Options) -> Option<u64> 
 fn has_alpha(bytes: &[u8], format: Format) -> bool {
     match format {
         Format::Jpeg => false,
-        Format::Png => crate::metadata::png_chunks(bytes).any(|c| match &c.kind {
+        Format::Png => crate::container::png::chunks(bytes).any(|c| match &c.kind {
             b"IHDR" => matches!(c.data.get(9), Some(4 | 6)),
             kind => kind == b"tRNS",
         }),
-        Format::WebP => crate::metadata::riff_chunks(bytes).any(|c| match &c.id {
+        Format::WebP => crate::container::riff::chunks(bytes).any(|c| match &c.id {
             b"VP8X" => c.data.first().is_some_and(|f| f & 0x10 != 0),
-            b"VP8L" => crate::metadata::vp8l_has_alpha(c.data),
+            b"VP8L" => crate::container::riff::vp8l_has_alpha(c.data),
             _ => false,
         }),
         Format::Gif | Format::Tiff | Format::Heif | Format::Jxl => true,
@@ -75,7 +75,7 @@ fn has_alpha(bytes: &[u8], format: Format) -> bool {
 
 /// Whether a JPEG's frame is progressive (its decoder then holds every coefficient).
 fn is_progressive(bytes: &[u8]) -> bool {
-    crate::metadata::jpeg_layout(bytes)
+    crate::container::jpeg::layout(bytes)
         .segments
         .iter()
         .any(|s| matches!(s.marker, 0xC2 | 0xC6 | 0xCA | 0xCE))

@@ -1,10 +1,12 @@
-//! Containers and the metadata they carry: walking JPEG segments, PNG chunks, RIFF (WebP) chunks
-//! and GIF blocks with strict bounds, classifying what each piece is, and writing the few pieces
-//! photoshield itself puts into a file (the ICC profile). Never decodes pixels.
+//! The metadata a file carries: what each piece the containers' walkers ([`crate::container`])
+//! find is, the EXIF block that counts and what is read from it (orientation, capture date), and
+//! the bounds every EXIF reader checks first. Never decodes pixels.
 
 use serde::Serialize;
 
-use crate::codec::Format;
+use crate::container::tiff::Tiff;
+use crate::container::{gif, jpeg, png, riff};
+use crate::format::Format;
 
 /// A kind of metadata found in a file. Everything but the ICC profile identifies or describes
 /// the photo, its owner, its place or its device, and is never written by `protect`.
@@ -71,57 +73,22 @@ pub fn capture_date(exif: &[u8]) -> Option<(i32, u32, u32)> {
 /// it); `inspect` still reports what it holds.
 pub fn exif_block(bytes: &[u8], format: Format) -> Option<&[u8]> {
     match format {
-        Format::Jpeg => jpeg_header(bytes)
+        Format::Jpeg => jpeg::header(bytes)
             .segments
             .iter()
             .find(|s| s.marker == 0xE1 && s.data.starts_with(b"Exif\0"))
             .and_then(|s| s.data.get(6..)),
-        Format::Png => png_chunks(bytes)
+        Format::Png => png::chunks(bytes)
             .take_while(|c| &c.kind != b"IDAT")
             .find(|c| &c.kind == b"eXIf")
             .map(|c| c.data),
-        Format::WebP => riff_chunks(bytes)
+        Format::WebP => riff::chunks(bytes)
             .find(|c| &c.id == b"EXIF")
             .map(|c| c.data.strip_prefix(b"Exif\0\0").unwrap_or(c.data)),
         Format::Tiff => Some(bytes),
         Format::Jxl => crate::container::isobmff::jxl_exif_slice(bytes),
         // A HEIF's EXIF is an item (read by the decoder, `Heif::exif`), not a slice.
         Format::Gif | Format::Heif => None,
-    }
-}
-
-/// A TIFF structure's numbers, read in its byte order, within its bounds.
-struct Tiff<'a> {
-    b: &'a [u8],
-    little_endian: bool,
-}
-
-impl Tiff<'_> {
-    fn new(b: &[u8]) -> Option<Tiff<'_>> {
-        let little_endian = match b.get(0..2)? {
-            b"II" => true,
-            b"MM" => false,
-            _ => return None,
-        };
-        Some(Tiff { b, little_endian })
-    }
-
-    fn u16(&self, at: usize) -> Option<u16> {
-        let v: [u8; 2] = self.b.get(at..at.checked_add(2)?)?.try_into().ok()?;
-        Some(if self.little_endian {
-            u16::from_le_bytes(v)
-        } else {
-            u16::from_be_bytes(v)
-        })
-    }
-
-    fn u32(&self, at: usize) -> Option<u32> {
-        let v: [u8; 4] = self.b.get(at..at.checked_add(4)?)?.try_into().ok()?;
-        Some(if self.little_endian {
-            u32::from_le_bytes(v)
-        } else {
-            u32::from_be_bytes(v)
-        })
     }
 }
 
@@ -210,42 +177,6 @@ pub fn exif_values_are_bounded(tiff: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// The ICC profile of a JPEG, joined from its `ICC_PROFILE` segments in sequence order.
-pub fn jpeg_icc(layout: &JpegLayout) -> Option<Vec<u8>> {
-    let mut parts: Vec<(u8, &[u8])> = layout
-        .segments
-        .iter()
-        .filter(|s| s.marker == 0xE2 && s.data.starts_with(b"ICC_PROFILE\0"))
-        .filter_map(|s| Some((*s.data.get(12)?, s.data.get(14..)?)))
-        .collect();
-    if parts.is_empty() {
-        return None;
-    }
-    parts.sort_by_key(|p| p.0);
-    Some(parts.iter().flat_map(|p| p.1.iter().copied()).collect())
-}
-
-/// The ICC profile of a PNG `iCCP` chunk, inflated under [`crate::icc::MAX_PROFILE`]: a few
-/// kilobytes of compressed data can claim gigabytes.
-pub fn png_iccp_profile(data: &[u8]) -> Result<Vec<u8>, &'static str> {
-    use std::io::Read;
-    let name_end = data
-        .iter()
-        .take(80)
-        .position(|&b| b == 0)
-        .ok_or("malformed iCCP chunk")?;
-    let stream = data.get(name_end + 2..).ok_or("malformed iCCP chunk")?;
-    let mut profile = Vec::new();
-    flate2::read::ZlibDecoder::new(stream)
-        .take(crate::icc::MAX_PROFILE as u64 + 1)
-        .read_to_end(&mut profile)
-        .map_err(|_| "iCCP chunk with corrupt compressed data")?;
-    if profile.len() > crate::icc::MAX_PROFILE {
-        return Err("iCCP colour profile larger than any real profile");
-    }
-    Ok(profile)
-}
-
 /// One kind of metadata found in a file, with how many pieces and bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Found {
@@ -258,10 +189,10 @@ pub struct Found {
 pub fn scan(bytes: &[u8], format: Format) -> Vec<Found> {
     let mut pieces: Vec<(Kind, usize)> = Vec::new();
     match format {
-        Format::Jpeg => return scan_jpeg(bytes, &jpeg_layout(bytes)),
+        Format::Jpeg => return scan_jpeg(bytes, &jpeg::layout(bytes)),
         Format::Png => {
             let mut end = None;
-            for chunk in png_chunks(bytes) {
+            for chunk in png::chunks(bytes) {
                 let kind = match &chunk.kind {
                     b"tEXt" | b"zTXt" => Some(Kind::Text),
                     b"iTXt" if chunk.data.starts_with(b"XML:com.adobe.xmp\0") => Some(Kind::Xmp),
@@ -284,7 +215,7 @@ pub fn scan(bytes: &[u8], format: Format) -> Vec<Found> {
             }
         }
         Format::WebP => {
-            for chunk in riff_chunks(bytes) {
+            for chunk in riff::chunks(bytes) {
                 let kind = match &chunk.id {
                     b"EXIF" => Some(Kind::Exif),
                     b"XMP " => Some(Kind::Xmp),
@@ -295,12 +226,12 @@ pub fn scan(bytes: &[u8], format: Format) -> Vec<Found> {
                     pieces.push((kind, chunk.data.len()));
                 }
             }
-            if let Some(end) = riff_end(bytes).filter(|&e| e < bytes.len()) {
+            if let Some(end) = riff::end(bytes).filter(|&e| e < bytes.len()) {
                 pieces.push((Kind::Trailer, bytes.len() - end));
             }
         }
         Format::Gif => {
-            for block in gif_layout(bytes).extensions {
+            for block in gif::layout(bytes).extensions {
                 match block.label {
                     0xFE => pieces.push((Kind::Comment, block.len)),
                     0xFF if block.app.starts_with(b"XMP Data") => pieces.push((Kind::Xmp, block.len)),
@@ -321,7 +252,7 @@ pub fn scan(bytes: &[u8], format: Format) -> Vec<Found> {
 }
 
 /// [`scan`] of a JPEG whose layout is already known.
-pub fn scan_jpeg(bytes: &[u8], layout: &JpegLayout) -> Vec<Found> {
+pub fn scan_jpeg(bytes: &[u8], layout: &jpeg::Layout) -> Vec<Found> {
     let mut pieces: Vec<(Kind, usize)> = layout
         .segments
         .iter()
@@ -371,431 +302,6 @@ pub fn classify_jpeg_segment(marker: u8, data: &[u8]) -> Option<Kind> {
     }
 }
 
-/// One marker segment of a JPEG: its marker byte, where it starts (at the 0xFF) and its payload
-/// (after the length field).
-#[derive(Clone, Copy, Debug)]
-pub struct Segment<'a> {
-    pub marker: u8,
-    pub offset: usize,
-    pub data: &'a [u8],
-}
-
-/// The structure of a JPEG file.
-#[derive(Debug, Default)]
-pub struct JpegLayout<'a> {
-    /// Marker segments with a length, in file order (entropy-coded data is not included).
-    pub segments: Vec<Segment<'a>>,
-    /// Offset just past the EOI marker, when the file reaches one.
-    pub end: Option<usize>,
-    /// Why the walk stopped early, when it did.
-    pub error: Option<&'static str>,
-}
-
-/// Walks a JPEG's segments, through every scan of a progressive file, up to the end-of-image
-/// marker. Never reads past the buffer; stops with `error` set on a malformed structure.
-pub fn jpeg_layout(b: &[u8]) -> JpegLayout<'_> {
-    walk_jpeg(b, false)
-}
-
-/// The segments before the first scan (where EXIF, ICC and the frame header live), without
-/// reading the compressed data: cheap on a large file.
-pub fn jpeg_header(b: &[u8]) -> JpegLayout<'_> {
-    walk_jpeg(b, true)
-}
-
-fn walk_jpeg(b: &[u8], header_only: bool) -> JpegLayout<'_> {
-    let mut layout = JpegLayout::default();
-    if !b.starts_with(&[0xFF, 0xD8]) {
-        layout.error = Some("missing start-of-image marker");
-        return layout;
-    }
-    let mut i = 2;
-    loop {
-        // Fill bytes (0xFF) may precede a marker.
-        if b.get(i) != Some(&0xFF) {
-            layout.error = Some(if i >= b.len() {
-                "truncated"
-            } else {
-                "expected a marker"
-            });
-            return layout;
-        }
-        while b.get(i + 1) == Some(&0xFF) {
-            i += 1;
-        }
-        let Some(&marker) = b.get(i + 1) else {
-            layout.error = Some("truncated");
-            return layout;
-        };
-        match marker {
-            0xD9 => {
-                layout.end = Some(i + 2);
-                return layout;
-            }
-            0x01 | 0xD0..=0xD8 => {
-                i += 2;
-                continue;
-            }
-            _ => {}
-        }
-        let Some(len) = b
-            .get(i + 2..i + 4)
-            .map(|l| u16::from_be_bytes([l[0], l[1]]) as usize)
-        else {
-            layout.error = Some("truncated");
-            return layout;
-        };
-        if len < 2 || i + 2 + len > b.len() {
-            layout.error = Some("a segment length runs past the end of the file");
-            return layout;
-        }
-        layout.segments.push(Segment {
-            marker,
-            offset: i,
-            data: &b[i + 4..i + 2 + len],
-        });
-        i += 2 + len;
-        if marker == 0xDA && header_only {
-            return layout;
-        }
-        if marker == 0xDA {
-            // Entropy-coded data: runs until a marker that is neither a stuffed 0x00 nor a restart.
-            loop {
-                match memchr_ff(b, i) {
-                    Some(j) => match b.get(j + 1) {
-                        Some(0x00) | Some(0xD0..=0xD7) | Some(0xFF) => i = j + 1,
-                        Some(_) => {
-                            i = j;
-                            break;
-                        }
-                        None => {
-                            layout.error = Some("truncated");
-                            return layout;
-                        }
-                    },
-                    None => {
-                        layout.error = Some("truncated");
-                        return layout;
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn memchr_ff(b: &[u8], from: usize) -> Option<usize> {
-    memchr::memchr(0xFF, b.get(from..)?).map(|p| p + from)
-}
-
-/// True when the JPEG's structure is whole: every segment in bounds and an end-of-image marker.
-pub fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    jpeg_layout(bytes).end.is_some()
-}
-
-/// One PNG chunk.
-#[derive(Clone, Copy, Debug)]
-pub struct Chunk<'a> {
-    pub kind: [u8; 4],
-    pub offset: usize,
-    pub data: &'a [u8],
-    /// Offset just past the chunk's CRC.
-    pub end: usize,
-}
-
-/// Iterates the chunks of a PNG, stopping at IEND or at the first chunk that runs past the end.
-pub fn png_chunks(b: &[u8]) -> impl Iterator<Item = Chunk<'_>> {
-    let mut i = if b.starts_with(b"\x89PNG\r\n\x1a\n") {
-        8
-    } else {
-        usize::MAX
-    };
-    std::iter::from_fn(move || {
-        let head = b.get(i..i.checked_add(8)?)?;
-        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
-        let kind = [head[4], head[5], head[6], head[7]];
-        let end = i.checked_add(12)?.checked_add(len)?;
-        let data = b.get(i + 8..i + 8 + len)?;
-        b.get(end - 4..end)?; // the CRC must be there too
-        let chunk = Chunk {
-            kind,
-            offset: i,
-            data,
-            end,
-        };
-        i = if &kind == b"IEND" { usize::MAX } else { end };
-        Some(chunk)
-    })
-}
-
-/// One RIFF chunk of a WebP file.
-#[derive(Clone, Copy, Debug)]
-pub struct RiffChunk<'a> {
-    pub id: [u8; 4],
-    pub offset: usize,
-    pub data: &'a [u8],
-}
-
-/// Iterates the top-level chunks of a WebP file, within the RIFF size and the buffer.
-pub fn riff_chunks(b: &[u8]) -> impl Iterator<Item = RiffChunk<'_>> {
-    let riff_end = match b.get(0..12) {
-        Some(h) if &h[0..4] == b"RIFF" && &h[8..12] == b"WEBP" => {
-            (u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize)
-                .saturating_add(8)
-                .min(b.len())
-        }
-        _ => 0,
-    };
-    let mut i = 12;
-    std::iter::from_fn(move || {
-        let head = b.get(i..i + 8).filter(|_| i + 8 <= riff_end)?;
-        let id = [head[0], head[1], head[2], head[3]];
-        let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
-        let data = b.get(i + 8..(i + 8).checked_add(len)?.min(riff_end))?;
-        if data.len() != len {
-            i = usize::MAX - 8;
-            return None;
-        }
-        let chunk = RiffChunk { id, offset: i, data };
-        i = i + 8 + len + (len & 1);
-        Some(chunk)
-    })
-}
-
-/// The chunks inside a WebP animation frame (`ANMF`), after its 16-byte header: (id, payload),
-/// stopping at the first one that runs past the frame.
-pub fn anmf_subchunks(frame: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
-    let mut i: usize = 16;
-    std::iter::from_fn(move || {
-        let head = frame.get(i..i.checked_add(8)?)?;
-        let id: [u8; 4] = head[0..4].try_into().ok()?;
-        let len = u32::from_le_bytes(head[4..8].try_into().ok()?) as usize;
-        let body = frame.get(i + 8..(i + 8).checked_add(len)?)?;
-        i += 8 + len + (len & 1);
-        Some((id, body))
-    })
-}
-
-/// How many bytes of a JPEG coding segment's payload its fields define: a frame header (SOFn)
-/// and a scan header (SOS) by their component counts, a restart interval (DRI) 2 bytes, and
-/// quantisation and Huffman table segments (DQT, DHT) up to their last complete table. Bytes
-/// after that are read by no decoder: a hiding place. Other segments are wholly defined.
-pub fn jpeg_defined_len(marker: u8, data: &[u8]) -> usize {
-    let defined = match marker {
-        0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => data.get(5).map(|&n| 6 + 3 * n as usize),
-        0xDA => data.first().map(|&n| 1 + 2 * n as usize + 3),
-        0xDD => Some(2),
-        0xDB => {
-            let mut at = 0;
-            while let Some(&pq) = data.get(at) {
-                let next = at + 1 + 64 * (1 + usize::from(pq >> 4));
-                if next > data.len() {
-                    break;
-                }
-                at = next;
-            }
-            Some(at)
-        }
-        0xC4 => {
-            let mut at = 0;
-            while let Some(counts) = data.get(at + 1..at + 17) {
-                let next = at + 17 + counts.iter().map(|&c| c as usize).sum::<usize>();
-                if next > data.len() {
-                    break;
-                }
-                at = next;
-            }
-            Some(at)
-        }
-        _ => None,
-    };
-    defined.map_or(data.len(), |d| d.min(data.len()))
-}
-
-/// The size of an animation frame (`ANMF` data: 24-bit x/2, y/2, width-1, height-1, ...).
-pub fn anmf_size(frame: &[u8]) -> Option<(u32, u32)> {
-    let d = frame.get(6..12)?;
-    let u24 = |s: &[u8]| u32::from_le_bytes([s[0], s[1], s[2], 0]) + 1;
-    Some((u24(&d[0..3]), u24(&d[3..6])))
-}
-
-/// A GIF extension block: its label (0xFE comment, 0xFF application, 0x01 plain text, 0xF9
-/// graphic control), the application identifier for 0xFF, and the total length of its
-/// sub-blocks.
-#[derive(Clone, Copy, Debug)]
-pub struct GifExtension<'a> {
-    pub label: u8,
-    pub app: &'a [u8],
-    pub len: usize,
-}
-
-/// A GIF's blocks, from one walk: its extension blocks, its frames (image descriptors), and
-/// where its trailer ends (`None` when the walk met malformed data or the end of the file first).
-#[derive(Debug, Default)]
-pub struct GifLayout<'a> {
-    pub extensions: Vec<GifExtension<'a>>,
-    pub frames: u32,
-    pub end: Option<usize>,
-}
-
-/// Walks a GIF's blocks up to its trailer. Never reads past the buffer.
-pub fn gif_layout(b: &[u8]) -> GifLayout<'_> {
-    let mut layout = GifLayout::default();
-    let colour_table = |flags: u8| {
-        if flags & 0x80 != 0 {
-            3 << ((flags & 7) + 1)
-        } else {
-            0
-        }
-    };
-    let Some(&flags) = b.get(10) else {
-        return layout;
-    };
-    // Returns (index after the chain's terminator, total payload length).
-    let sub_blocks = |mut i: usize| -> Option<(usize, usize)> {
-        let mut total = 0;
-        loop {
-            let n = *b.get(i)? as usize;
-            i += 1 + n;
-            total += n;
-            if n == 0 {
-                return Some((i, total));
-            }
-        }
-    };
-    let mut i = 13 + colour_table(flags);
-    loop {
-        let next = match b.get(i) {
-            Some(0x2C) => {
-                layout.frames += 1;
-                let Some(&flags) = b.get(i + 9) else {
-                    return layout;
-                };
-                // Descriptor, local colour table, LZW minimum code size, then the data.
-                sub_blocks(i + 10 + colour_table(flags) + 1).map(|(next, _)| next)
-            }
-            Some(0x21) => {
-                let label = b.get(i + 1).copied().unwrap_or(0);
-                let app = match label {
-                    0xFF => b.get(i + 3..i + 14).unwrap_or_default(),
-                    _ => &[],
-                };
-                sub_blocks(i + 2).map(|(next, len)| {
-                    layout.extensions.push(GifExtension { label, app, len });
-                    next
-                })
-            }
-            Some(0x3B) => {
-                layout.end = Some(i + 1);
-                return layout;
-            }
-            _ => None,
-        };
-        match next {
-            Some(n) => i = n,
-            None => return layout,
-        }
-    }
-}
-
-/// Where a RIFF file ends by its header's size (which may be short of the buffer's end).
-pub fn riff_end(bytes: &[u8]) -> Option<usize> {
-    let size = bytes.get(4..8)?;
-    Some(u32::from_le_bytes([size[0], size[1], size[2], size[3]]) as usize + 8)
-}
-
-/// The payload of a `VP8X` chunk: feature `flags` (0x20 ICC, 0x10 alpha, 0x08 EXIF, 0x04 XMP,
-/// 0x02 animation) and the canvas size.
-pub fn vp8x(flags: u8, width: u32, height: u32) -> [u8; 10] {
-    let mut v = [0u8; 10];
-    v[0] = flags;
-    v[4..7].copy_from_slice(&(width - 1).to_le_bytes()[..3]);
-    v[7..10].copy_from_slice(&(height - 1).to_le_bytes()[..3]);
-    v
-}
-
-/// A WebP file of `chunks`, in order, under the RIFF header.
-pub fn webp_file<'a>(chunks: impl IntoIterator<Item = (&'a [u8; 4], &'a [u8])>) -> Vec<u8> {
-    let mut body = b"WEBP".to_vec();
-    for (id, data) in chunks {
-        push_riff_chunk(&mut body, id, data);
-    }
-    riff_file(body)
-}
-
-/// `body` (starting with "WEBP") under the RIFF header that gives its length.
-pub fn riff_file(body: Vec<u8>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len() + 8);
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    out.extend_from_slice(&body);
-    out
-}
-
-/// The alpha hint of a `VP8L` bitstream's header (bit 28 after the signature byte).
-pub fn vp8l_has_alpha(vp8l: &[u8]) -> bool {
-    vp8l.get(4).is_some_and(|b| b & 0x10 != 0)
-}
-
-/// Wraps a simple-format WebP (as libwebp writes it) into the extended format with an ICC
-/// profile chunk, setting the VP8X flags and canvas size the specification requires.
-pub fn webp_with_icc(simple: Vec<u8>, icc: &[u8]) -> Result<Vec<u8>, String> {
-    let chunks: Vec<RiffChunk> = riff_chunks(&simple).collect();
-    let (width, height) = webp_canvas_size(&chunks).ok_or("cannot read the encoded WebP's size")?;
-    let has_alpha = chunks
-        .iter()
-        .any(|c| &c.id == b"ALPH" || (&c.id == b"VP8L" && vp8l_has_alpha(c.data)));
-    let mut flags = 0x20u8; // ICC
-    if has_alpha {
-        flags |= 0x10;
-    }
-    let mut body = Vec::with_capacity(simple.len() + icc.len() + 64);
-    body.extend_from_slice(b"WEBP");
-    push_riff_chunk(&mut body, b"VP8X", &vp8x(flags, width, height));
-    push_riff_chunk(&mut body, b"ICCP", icc);
-    for c in chunks
-        .iter()
-        .filter(|c| matches!(&c.id, b"ALPH" | b"VP8 " | b"VP8L"))
-    {
-        push_riff_chunk(&mut body, &c.id, c.data);
-    }
-    Ok(riff_file(body))
-}
-
-pub fn push_riff_chunk(out: &mut Vec<u8>, id: &[u8; 4], data: &[u8]) {
-    out.extend_from_slice(id);
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    out.extend_from_slice(data);
-    if data.len() % 2 == 1 {
-        out.push(0);
-    }
-}
-
-/// Canvas size of a WebP from its VP8X, VP8 or VP8L chunk.
-pub fn webp_canvas_size(chunks: &[RiffChunk]) -> Option<(u32, u32)> {
-    let u24 = |s: &[u8]| u32::from_le_bytes([s[0], s[1], s[2], 0]);
-    for c in chunks {
-        match &c.id {
-            b"VP8X" => {
-                let d = c.data.get(4..10)?;
-                return Some((u24(&d[0..3]) + 1, u24(&d[3..6]) + 1));
-            }
-            b"VP8 " => {
-                let d = c.data.get(6..10)?;
-                let w = u16::from_le_bytes([d[0], d[1]]) & 0x3FFF;
-                let h = u16::from_le_bytes([d[2], d[3]]) & 0x3FFF;
-                return Some((w as u32, h as u32));
-            }
-            b"VP8L" => {
-                let d = c.data.get(1..5)?;
-                let v = u32::from_le_bytes([d[0], d[1], d[2], d[3]]);
-                return Some(((v & 0x3FFF) + 1, ((v >> 14) & 0x3FFF) + 1));
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -829,20 +335,20 @@ mod tests {
         let kinds: Vec<Kind> = found.iter().map(|f| f.kind).collect();
         assert_eq!(kinds, vec![Kind::Exif, Kind::Iptc, Kind::Comment, Kind::Trailer]);
         assert_eq!(found.last().unwrap().bytes, 7);
-        assert!(jpeg_is_complete(&b));
+        assert!(jpeg::is_complete(&b));
     }
 
     #[test]
     fn jpeg_walk_is_bounded_on_broken_files() {
         let b = jpeg_with(&[(0xE1, b"Exif\0\0MM")], b"");
         for cut in 0..b.len() - 1 {
-            let layout = jpeg_layout(&b[..cut]);
+            let layout = jpeg::layout(&b[..cut]);
             assert!(layout.end.is_none(), "cut at {cut} reported complete");
         }
         // A segment whose length runs past the end.
         let bad = [0xFF, 0xD8, 0xFF, 0xE1, 0xFF, 0xFF, 0x00];
         assert_eq!(
-            jpeg_layout(&bad).error,
+            jpeg::layout(&bad).error,
             Some("a segment length runs past the end of the file")
         );
     }
@@ -860,10 +366,10 @@ mod tests {
             b.extend_from_slice(data);
             b.extend_from_slice(&[0; 4]);
         }
-        assert_eq!(png_chunks(&b).count(), 3);
-        assert_eq!(png_chunks(&b[..b.len() - 12]).count(), 2);
+        assert_eq!(png::chunks(&b).count(), 3);
+        assert_eq!(png::chunks(&b[..b.len() - 12]).count(), 2);
         assert_eq!(
-            png_chunks(&b[..b.len() - 13]).count(),
+            png::chunks(&b[..b.len() - 13]).count(),
             1,
             "a chunk missing its CRC is not yielded"
         );

@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::codec::OutputFormat;
 use crate::error::{Error, Result};
+use crate::format::OutputFormat;
 use crate::mark::Mark;
 use crate::perturb::Perturb;
 use crate::strip::Rights;

@@ -5,8 +5,9 @@
 
 use serde::Serialize;
 
-use crate::codec::{self, DecodeLimits, EncodeSettings, Format, OutputFormat};
+use crate::codec::{self, DecodeLimits, EncodeSettings};
 use crate::error::{Error, Result};
+use crate::format::{Format, OutputFormat};
 use crate::mark::{self, Mark};
 use crate::metadata::{self, Found, Kind};
 use crate::options::Options;
@@ -140,7 +141,7 @@ impl Pipeline {
         ctx: &FileContext,
     ) -> Result<(strip::Spliced<'a>, Report)> {
         let o = &self.options;
-        let format = codec::sniff(bytes)?;
+        let format = crate::format::sniff(bytes)?;
         let rights = o
             .rights
             .as_ref()
@@ -336,7 +337,7 @@ impl Pipeline {
         let o = &self.options;
 
         // 1. Read: the format comes from the content.
-        let format = codec::sniff(bytes)?;
+        let format = crate::format::sniff(bytes)?;
         // 2. Decode under limits: the picture's size, then what protecting it would take.
         if let Some((width, height)) =
             codec::dimensions(bytes, format).filter(|&(w, h)| w as u64 * h as u64 > o.max_pixels)

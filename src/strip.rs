@@ -4,8 +4,8 @@
 //! on purpose: a minimal EXIF holding the Orientation (so nothing turns sideways) and, when
 //! asked, the rights packet. Never decodes or re-encodes pixels.
 
-use crate::codec::{self, Format};
 use crate::error::{Error, Result};
+use crate::format::Format;
 use crate::icc;
 use crate::metadata::{self, classify_jpeg_segment, Kind};
 
@@ -214,7 +214,7 @@ pub fn strip_and_scan<'a>(
     bytes: &'a [u8],
     options: &StripOptions,
 ) -> Result<(Spliced<'a>, Vec<metadata::Found>, Vec<String>)> {
-    let format = codec::sniff(bytes)?;
+    let format = crate::format::sniff(bytes)?;
     let orientation = if options.keep_orientation {
         exif_orientation(bytes, format)
     } else {
@@ -226,8 +226,8 @@ pub fn strip_and_scan<'a>(
     let mut notes = Vec::new();
     match format {
         Format::Jpeg => {
-            let layout = metadata::jpeg_layout(bytes);
-            let icc = options.keep_icc.then(|| metadata::jpeg_icc(&layout)).flatten();
+            let layout = crate::container::jpeg::layout(bytes);
+            let icc = options.keep_icc.then(|| crate::container::jpeg::icc(&layout)).flatten();
             let icc = carry_icc(icc.as_deref(), &mut notes);
             let out = strip_jpeg(bytes, &layout, icc.as_deref(), exif, xmp)?;
             Ok((out, metadata::scan_jpeg(bytes, &layout), notes))
@@ -333,7 +333,7 @@ fn icc_segments(profile: &[u8]) -> Result<Vec<u8>> {
 
 fn strip_jpeg<'a>(
     b: &'a [u8],
-    layout: &metadata::JpegLayout,
+    layout: &crate::container::jpeg::Layout,
     icc: Option<&[u8]>,
     exif: Option<&[u8]>,
     xmp: Option<&str>,
@@ -376,7 +376,7 @@ fn strip_jpeg<'a>(
     for seg in &layout.segments {
         // Whatever lies between segments (entropy-coded data, restart markers) is the picture.
         copy_data(&mut out, copied..seg.offset);
-        let seg_end = seg.offset + 4 + seg.data.len();
+        let seg_end = seg.end();
         let is_jfif = seg.marker == 0xE0 && seg.data.starts_with(b"JFIF\0");
         if !inserted && !is_jfif {
             insert(&mut out)?;
@@ -396,7 +396,7 @@ fn strip_jpeg<'a>(
                 }
             }
             // Coding segments (frame and scan headers, tables) lose bytes past their fields.
-            None => match metadata::jpeg_defined_len(seg.marker, seg.data) {
+            None => match crate::container::jpeg::defined_len(seg.marker, seg.data) {
                 defined if defined == seg.data.len() => out.copy(seg.offset..seg_end),
                 defined => out.add(&jpeg_segment(seg.marker, &[&seg.data[..defined]])?),
             },
@@ -472,7 +472,7 @@ fn strip_png(
     xmp: Option<&str>,
     notes: &mut Vec<String>,
 ) -> Result<Vec<u8>> {
-    let chunks: Vec<_> = metadata::png_chunks(b).collect();
+    let chunks: Vec<_> = crate::container::png::chunks(b).collect();
     if chunks.last().map(|c| &c.kind) != Some(b"IEND") || chunks.first().map(|c| &c.kind) != Some(b"IHDR") {
         return Err(damaged(Format::Png, "truncated file (no IEND chunk)"));
     }
@@ -496,7 +496,7 @@ fn strip_png(
         }
         if keep_icc && &chunk.kind == b"iCCP" {
             // Rebuilt: a neutral profile name, the profile through icc::carry.
-            match metadata::png_iccp_profile(chunk.data) {
+            match crate::container::png::iccp_profile(chunk.data) {
                 Ok(profile) => {
                     if let Some(profile) = carry_icc(Some(&profile), notes) {
                         out.extend(png_iccp_chunk(&profile));
@@ -542,11 +542,11 @@ fn png_iccp_chunk(profile: &[u8]) -> Vec<u8> {
 /// picture (`ALPH`, `VP8 `, `VP8L`): EXIF, XMP or unknown chunks inside a frame go.
 fn rebuilt_anmf(data: &[u8]) -> Option<Vec<u8>> {
     let mut out = data.get(..16)?.to_vec();
-    let size = metadata::anmf_size(data);
-    for (id, body) in metadata::anmf_subchunks(data) {
+    let size = crate::container::riff::anmf_size(data);
+    for (id, body) in crate::container::riff::anmf_subchunks(data) {
         if matches!(&id, b"VP8 " | b"VP8L" | b"ALPH") {
             let used = crate::image_data::webp_chunk_used_len(&id, body, size);
-            metadata::push_riff_chunk(&mut out, &id, &body[..used]);
+            crate::container::riff::push_chunk(&mut out, &id, &body[..used]);
         }
     }
     Some(out)
@@ -559,7 +559,7 @@ fn strip_webp(
     xmp: Option<&str>,
     notes: &mut Vec<String>,
 ) -> Result<Vec<u8>> {
-    let chunks: Vec<_> = metadata::riff_chunks(b).collect();
+    let chunks: Vec<_> = crate::container::riff::chunks(b).collect();
     let has_image = chunks
         .iter()
         .any(|c| matches!(&c.id, b"VP8 " | b"VP8L" | b"ANMF"));
@@ -576,7 +576,7 @@ fn strip_webp(
         .filter(|c| matches!(&c.id, b"ANIM" | b"ANMF" | b"ALPH" | b"VP8 " | b"VP8L"))
         .collect();
     let vp8x = chunks.iter().find(|c| &c.id == b"VP8X");
-    let canvas = metadata::webp_canvas_size(&chunks);
+    let canvas = crate::container::riff::canvas_size(&chunks);
     let extended = icc.is_some()
         || exif.is_some()
         || xmp.is_some()
@@ -590,47 +590,47 @@ fn strip_webp(
                 header[0] &= 0x10 | 0x02; // keep the alpha and animation flags
             }
             _ => {
-                let (w, h) = metadata::webp_canvas_size(&chunks)
+                let (w, h) = crate::container::riff::canvas_size(&chunks)
                     .ok_or_else(|| damaged(Format::WebP, "no canvas size"))?;
                 let alpha = image.iter().any(|c| &c.id == b"ALPH");
-                header = metadata::vp8x(if alpha { 0x10 } else { 0 }, w, h);
+                header = crate::container::riff::vp8x(if alpha { 0x10 } else { 0 }, w, h);
             }
         }
         header[0] |= if icc.is_some() { 0x20 } else { 0 }
             | if exif.is_some() { 0x08 } else { 0 }
             | if xmp.is_some() { 0x04 } else { 0 };
-        metadata::push_riff_chunk(&mut body, b"VP8X", &header);
+        crate::container::riff::push_chunk(&mut body, b"VP8X", &header);
     }
     if let Some(icc) = &icc {
-        metadata::push_riff_chunk(&mut body, b"ICCP", icc);
+        crate::container::riff::push_chunk(&mut body, b"ICCP", icc);
     }
     for c in image {
         match &c.id {
             // A tail after the bitstream is read by no decoder: cut.
             id @ (b"VP8 " | b"VP8L" | b"ALPH") => {
                 let used = crate::image_data::webp_chunk_used_len(id, c.data, canvas);
-                metadata::push_riff_chunk(&mut body, id, &c.data[..used]);
+                crate::container::riff::push_chunk(&mut body, id, &c.data[..used]);
             }
             b"ANMF" => {
                 let frame =
                     rebuilt_anmf(c.data).ok_or_else(|| damaged(Format::WebP, "malformed animation frame"))?;
-                metadata::push_riff_chunk(&mut body, b"ANMF", &frame);
+                crate::container::riff::push_chunk(&mut body, b"ANMF", &frame);
             }
             b"ANIM" => {
                 let anim = c
                     .data
                     .get(..6)
                     .ok_or_else(|| damaged(Format::WebP, "malformed animation header"))?;
-                metadata::push_riff_chunk(&mut body, b"ANIM", anim);
+                crate::container::riff::push_chunk(&mut body, b"ANIM", anim);
             }
-            _ => metadata::push_riff_chunk(&mut body, &c.id, c.data),
+            _ => crate::container::riff::push_chunk(&mut body, &c.id, c.data),
         }
     }
     if let Some(exif) = exif {
-        metadata::push_riff_chunk(&mut body, b"EXIF", exif);
+        crate::container::riff::push_chunk(&mut body, b"EXIF", exif);
     }
     if let Some(xmp) = xmp {
-        metadata::push_riff_chunk(&mut body, b"XMP ", xmp.as_bytes());
+        crate::container::riff::push_chunk(&mut body, b"XMP ", xmp.as_bytes());
     }
-    Ok(metadata::riff_file(body))
+    Ok(crate::container::riff::file(body))
 }

@@ -103,7 +103,7 @@ fn folder_tree_is_mirrored_clean_and_originals_untouched() {
         [".photoshield", "c.png", "day1/a.jpg", "day1/ceremony/b.jpg"]
     );
     for (path, bytes) in out.iter().filter(|(p, _)| p != Path::new(".photoshield")) {
-        let format = photoshield::codec::sniff(bytes).unwrap();
+        let format = photoshield::format::sniff(bytes).unwrap();
         assert_clean(bytes, format);
         assert_eq!(format == Format::Png, path.extension().unwrap() == "png");
     }
@@ -135,7 +135,7 @@ fn single_file_to_named_output_takes_the_format_from_the_extension() {
         .assert()
         .success();
     assert_eq!(
-        photoshield::codec::sniff(&fs::read(&out).unwrap()).unwrap(),
+        photoshield::format::sniff(&fs::read(&out).unwrap()).unwrap(),
         Format::WebP
     );
 }
@@ -510,7 +510,7 @@ fn max_size_and_presets_shrink_but_never_enlarge() {
         .assert()
         .success();
     assert_eq!(
-        photoshield::codec::sniff(&c.get_output().stdout).unwrap(),
+        photoshield::format::sniff(&c.get_output().stdout).unwrap(),
         Format::WebP
     );
 }
@@ -529,7 +529,7 @@ fn config_file_sets_defaults_and_flags_override_it() {
         .assert()
         .success();
     let out = &a.get_output().stdout;
-    assert_eq!(photoshield::codec::sniff(out).unwrap(), Format::Png);
+    assert_eq!(photoshield::format::sniff(out).unwrap(), Format::Png);
     assert_eq!(decode(out).dimensions(), (50, 25));
     let b = photoshield()
         .args(["protect", "--max-size", "80", "--config"])

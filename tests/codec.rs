@@ -5,7 +5,8 @@ mod common;
 
 use common::landscape;
 use image::ImageFormat;
-use photoshield::codec::{self, jpeg_strip_rows, DecodeLimits, EncodeSettings, Format, OutputFormat};
+use photoshield::codec::{self, jpeg_strip_rows, DecodeLimits, EncodeSettings};
+use photoshield::format::{Format, OutputFormat};
 use photoshield::{Layout, Pixels};
 
 const Q90: EncodeSettings = EncodeSettings {
@@ -129,7 +130,7 @@ fn reference(bytes: &[u8], layout: Layout) -> Vec<u8> {
 }
 
 fn ours(bytes: &[u8]) -> Pixels {
-    let format = codec::sniff(bytes).unwrap();
+    let format = photoshield::format::sniff(bytes).unwrap();
     codec::decode(bytes, format, DecodeLimits { max_pixels: 1 << 30 })
         .unwrap()
         .pixels
@@ -330,7 +331,7 @@ fn webp_decodes_as_image_decodes_it() {
     // An animation whose first frame (semi-transparent, blended, then not) sits inside a larger
     // canvas, with and without the canvas's alpha flag.
     let frame = lossless(&rgba, image::ExtendedColorType::Rgba8);
-    let vp8l = photoshield::metadata::riff_chunks(&frame)
+    let vp8l = photoshield::container::riff::chunks(&frame)
         .find(|c| &c.id == b"VP8L")
         .unwrap()
         .data

@@ -48,7 +48,7 @@ fn corpus_is_protected_clean_and_refusals_say_why() {
                 );
                 written += 1;
                 let bytes = fs::read(r["output"].as_str().unwrap()).unwrap();
-                let format = photoshield::codec::sniff(&bytes).unwrap();
+                let format = photoshield::format::sniff(&bytes).unwrap();
                 let left: Vec<_> = photoshield::metadata::scan(&bytes, format)
                     .into_iter()
                     .filter(|f| f.kind != photoshield::metadata::Kind::Icc)

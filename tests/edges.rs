@@ -131,7 +131,7 @@ fn the_output_extension_decides_the_format_or_the_contradiction_is_refused() {
         .success();
     let bytes = fs::read(&webp).unwrap();
     assert_eq!(
-        photoshield::codec::sniff(&bytes).unwrap(),
+        photoshield::format::sniff(&bytes).unwrap(),
         photoshield::Format::WebP
     );
 

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 
 use assert_cmd::Command;
-use photoshield::codec::{self, DecodeLimits, Format};
+use photoshield::codec::{self, DecodeLimits};
+use photoshield::format::Format;
 
 const HEICS: [&str; 3] = [
     "Apple_iPhone11ProMax_gps.heic",
@@ -102,7 +103,7 @@ fn corpus_heic_and_jxl_decode_within_45_db_of_the_reference_decoders_upright() {
     for name in HEICS.iter().chain([&JXL]) {
         let path = corpus.join(name);
         let bytes = fs::read(&path).unwrap();
-        let format = codec::sniff(&bytes).unwrap();
+        let format = photoshield::format::sniff(&bytes).unwrap();
         let decoded = codec::decode(&bytes, format, LIMITS).unwrap();
         let want = reference(&path, tmp.path());
         // Same size means the same turn: each photo here is taller or wider once turned.
@@ -217,7 +218,7 @@ fn phone_folder_protects_in_one_run_clean_with_colours_and_dates() {
         let output = r["output"].as_str().unwrap();
         assert!(output.ends_with(".jpg"), "{name} becomes a JPEG: {output}");
         let bytes = fs::read(output).unwrap();
-        assert_eq!(codec::sniff(&bytes).unwrap(), Format::Jpeg);
+        assert_eq!(photoshield::format::sniff(&bytes).unwrap(), Format::Jpeg);
         let left = photoshield::metadata::scan(&bytes, Format::Jpeg);
         let has_icc = left.iter().any(|f| f.kind == photoshield::metadata::Kind::Icc);
         // The iPhones' Display P3 profile is kept; the Samsung and JPEG XL files carry none.
@@ -415,7 +416,7 @@ fn camera_raws_are_refused_by_content_whatever_their_name() {
     }
     // A plain TIFF photo (no camera preview, no sensor data) still reads.
     let plain = tiff(&[]);
-    assert_eq!(codec::sniff(&plain).unwrap(), Format::Tiff);
+    assert_eq!(photoshield::format::sniff(&plain).unwrap(), Format::Tiff);
     let decoded = codec::decode(&plain, Format::Tiff, LIMITS).unwrap();
     assert_eq!((decoded.pixels.width, decoded.pixels.height), (2, 2));
 }
@@ -506,7 +507,7 @@ fn broken_and_hostile_files_get_one_line_errors_before_any_large_allocation() {
     };
     // A grid of 10000 tiles, each claiming 8192x8192, behind a 512x512 output.
     let grid = grid_heif(10_000, 8192);
-    let err = codec::decode(&grid, codec::sniff(&grid).unwrap(), limits)
+    let err = codec::decode(&grid, photoshield::format::sniff(&grid).unwrap(), limits)
         .unwrap_err()
         .to_string();
     assert!(
@@ -515,7 +516,7 @@ fn broken_and_hostile_files_get_one_line_errors_before_any_large_allocation() {
     );
     // 100000 x 100000 declared in a JPEG XL header.
     let huge = jxl_header(100_000, 100_000);
-    assert_eq!(codec::sniff(&huge).unwrap(), Format::Jxl);
+    assert_eq!(photoshield::format::sniff(&huge).unwrap(), Format::Jxl);
     let err = codec::decode(&huge, Format::Jxl, limits).unwrap_err().to_string();
     assert!(
         err.contains("100000x100000") && err.contains("over the limit"),
@@ -534,7 +535,7 @@ fn broken_and_hostile_files_get_one_line_errors_before_any_large_allocation() {
         for cut in cuts {
             let part = &bytes[..cut];
             let result = std::panic::catch_unwind(|| {
-                codec::sniff(part).and_then(|f| codec::decode(part, f, limits).map(|_| ()))
+                photoshield::format::sniff(part).and_then(|f| codec::decode(part, f, limits).map(|_| ()))
             });
             let result = result.unwrap_or_else(|_| panic!("{name} cut at {cut}: panicked"));
             let err = result.expect_err(&format!("{name} cut at {cut} decoded"));
@@ -598,7 +599,7 @@ fn mutated_heic_and_jxl_never_panic() {
             }
             let result = std::panic::catch_unwind(|| {
                 let _ = photoshield::inspect::inspect(&bytes);
-                codec::sniff(&bytes).and_then(|f| codec::decode(&bytes, f, limits).map(|_| ()))
+                photoshield::format::sniff(&bytes).and_then(|f| codec::decode(&bytes, f, limits).map(|_| ()))
             });
             assert!(result.is_ok(), "{name} mutation round {round} panicked");
         }

@@ -112,7 +112,7 @@ fn canvas_webp(path: &Path, cw: u32, ch: u32) {
     image::codecs::webp::WebPEncoder::new_lossless(&mut small)
         .write_image(&common::landscape(8, 8, 3), 8, 8, image::ExtendedColorType::Rgb8)
         .unwrap();
-    let vp8l = photoshield::metadata::riff_chunks(&small)
+    let vp8l = photoshield::container::riff::chunks(&small)
         .find(|c| &c.id == b"VP8L")
         .unwrap()
         .data
@@ -182,7 +182,7 @@ struct Case {
 /// The estimate photoshield makes for `path` under `args` (the default options and those flags).
 fn estimate(path: &Path, options: &photoshield::Options) -> u64 {
     let bytes = std::fs::read(path).unwrap();
-    let format = photoshield::codec::sniff(&bytes).unwrap();
+    let format = photoshield::format::sniff(&bytes).unwrap();
     photoshield::memory::estimate(&bytes, format, options).unwrap()
 }
 
@@ -431,7 +431,7 @@ fn photoshield_options(args: &[String]) -> photoshield::Options {
     while let Some(flag) = it.next() {
         match flag.as_str() {
             "--text" => o.watermark.text = it.next().cloned(),
-            "--format" => o.format = photoshield::codec::OutputFormat::from_extension(it.next().unwrap()),
+            "--format" => o.format = photoshield::format::OutputFormat::from_extension(it.next().unwrap()),
             _ => {}
         }
     }

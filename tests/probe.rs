@@ -190,8 +190,9 @@ fn colour_profiles_keep_their_colour_and_lose_their_names() {
     );
     assert_nothing_planted_survives("ICC text in JPEG", &jpeg);
     for (how, out) in outputs(&jpeg) {
-        let layout = photoshield::metadata::jpeg_layout(&out);
-        let kept = photoshield::metadata::jpeg_icc(&layout).unwrap_or_else(|| panic!("{how}: profile kept"));
+        let layout = photoshield::container::jpeg::layout(&out);
+        let kept =
+            photoshield::container::jpeg::icc(&layout).unwrap_or_else(|| panic!("{how}: profile kept"));
         let fields = photoshield::icc::text_fields(&kept);
         assert!(
             fields.iter().any(|(t, _)| t == "wtpt") || kept.windows(4).any(|w| w == b"wtpt"),
@@ -284,14 +285,14 @@ fn vp8l_frame() -> Vec<u8> {
     image::codecs::webp::WebPEncoder::new_lossless(&mut out)
         .write_image(&common::landscape(8, 8, 2), 8, 8, image::ExtendedColorType::Rgb8)
         .unwrap();
-    let chunks: Vec<_> = photoshield::metadata::riff_chunks(&out).collect();
+    let chunks: Vec<_> = photoshield::container::riff::chunks(&out).collect();
     chunks.iter().find(|c| &c.id == b"VP8L").unwrap().data.to_vec()
 }
 
 fn riff(chunks: &[(&[u8; 4], Vec<u8>)]) -> Vec<u8> {
     let mut body = b"WEBP".to_vec();
     for (id, data) in chunks {
-        photoshield::metadata::push_riff_chunk(&mut body, id, data);
+        photoshield::container::riff::push_chunk(&mut body, id, data);
     }
     [b"RIFF".as_slice(), &(body.len() as u32).to_le_bytes(), &body].concat()
 }
@@ -310,9 +311,9 @@ fn metadata_inside_an_animation_frame_is_removed() {
     frame[9..12].copy_from_slice(&[7, 0, 0]); // height - 1
     frame[12..15].copy_from_slice(&[100, 0, 0]); // duration
     let mut anmf = frame.clone();
-    photoshield::metadata::push_riff_chunk(&mut anmf, b"VP8L", &vp8l_frame());
-    photoshield::metadata::push_riff_chunk(&mut anmf, b"EXIF", &exif);
-    photoshield::metadata::push_riff_chunk(&mut anmf, b"XMP ", b"<x:xmpmeta>SECRETSERIAL42</x:xmpmeta>");
+    photoshield::container::riff::push_chunk(&mut anmf, b"VP8L", &vp8l_frame());
+    photoshield::container::riff::push_chunk(&mut anmf, b"EXIF", &exif);
+    photoshield::container::riff::push_chunk(&mut anmf, b"XMP ", b"<x:xmpmeta>SECRETSERIAL42</x:xmpmeta>");
     let mut vp8x = vec![0x02u8, 0, 0, 0];
     vp8x.extend_from_slice(&[7, 0, 0, 7, 0, 0]);
     let webp = riff(&[
@@ -357,7 +358,7 @@ fn one_orientation_rule_for_protect_strip_and_inspect() {
     image::codecs::webp::WebPEncoder::new_lossless(&mut lossless)
         .write_image(&common::landscape(w, h, 5), w, h, image::ExtendedColorType::Rgb8)
         .unwrap();
-    let vp8l = photoshield::metadata::riff_chunks(&lossless)
+    let vp8l = photoshield::container::riff::chunks(&lossless)
         .find(|c| &c.id == b"VP8L")
         .unwrap()
         .data
@@ -409,7 +410,7 @@ fn the_first_half_of_a_jpeg_with_an_end_marker_is_refused() {
     assert!(pipeline
         .process(&whole, &FileContext { name: "whole.jpg" })
         .is_ok());
-    let layout = photoshield::metadata::jpeg_layout(&whole);
+    let layout = photoshield::container::jpeg::layout(&whole);
     let scan = photoshield::entropy::check(&whole, &layout).unwrap();
     assert!(scan.complete() && scan.unused.is_empty(), "{scan:?}");
 }
@@ -635,7 +636,7 @@ proptest! {
 fn bytes_after_the_compressed_picture_data_are_removed() {
     // PNG: the planted bytes at the end of the last IDAT, then as an IDAT of their own.
     let plain = plain_png();
-    let chunks: Vec<_> = photoshield::metadata::png_chunks(&plain).collect();
+    let chunks: Vec<_> = photoshield::container::png::chunks(&plain).collect();
     let idat = chunks.iter().find(|c| &c.kind == b"IDAT").unwrap();
     let rebuilt = |extra: Vec<Vec<u8>>| -> Vec<u8> {
         [&plain[..idat.offset], &extra.concat(), &plain[idat.end..]].concat()
@@ -661,13 +662,13 @@ fn bytes_after_the_compressed_picture_data_are_removed() {
     let lossy = photoshield::codec::encode(
         &photoshield::Pixels::new(w, h, photoshield::Layout::Rgb8, rgb),
         photoshield::codec::EncodeSettings {
-            format: photoshield::codec::OutputFormat::WebP,
+            format: photoshield::format::OutputFormat::WebP,
             quality: 80,
         },
         None,
     )
     .unwrap();
-    let vp8 = photoshield::metadata::riff_chunks(&lossy)
+    let vp8 = photoshield::container::riff::chunks(&lossy)
         .find(|c| &c.id == b"VP8 ")
         .unwrap()
         .data
@@ -685,7 +686,7 @@ fn bytes_after_the_compressed_picture_data_are_removed() {
     anmf[6..9].copy_from_slice(&((w - 1).to_le_bytes()[..3]));
     anmf[9..12].copy_from_slice(&((h - 1).to_le_bytes()[..3]));
     anmf[12] = 100;
-    photoshield::metadata::push_riff_chunk(&mut anmf, b"VP8 ", &[&vp8[..], &tail].concat());
+    photoshield::container::riff::push_chunk(&mut anmf, b"VP8 ", &[&vp8[..], &tail].concat());
     let mut vp8x = vec![0x02u8, 0, 0, 0];
     vp8x.extend_from_slice(&(w - 1).to_le_bytes()[..3]);
     vp8x.extend_from_slice(&(h - 1).to_le_bytes()[..3]);

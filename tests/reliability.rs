@@ -51,7 +51,7 @@ fn assert_complete(dir: &Path) {
     {
         let bytes = fs::read(&f).unwrap();
         assert!(
-            photoshield::metadata::jpeg_is_complete(&bytes) || !bytes.starts_with(&[0xFF, 0xD8]),
+            photoshield::container::jpeg::is_complete(&bytes) || !bytes.starts_with(&[0xFF, 0xD8]),
             "{} is partial",
             f.display()
         );

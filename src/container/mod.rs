@@ -1,4 +1,8 @@
 //! Container formats: where each file format's structure is known (walkers with strict bounds).
 
+pub mod gif;
 pub mod isobmff;
+pub mod jpeg;
+pub mod png;
+pub mod riff;
 pub mod tiff;

@@ -19,9 +19,39 @@ const RAW_PHOTOMETRIC: [u32; 2] = [32803, 34892];
 /// Compression schemes only camera raws use (Nikon NEF, Sony ARW, Pentax PEF, Kodak, packed raw).
 const RAW_COMPRESSION: [u32; 6] = [32767, 32769, 32770, 34713, 65000, 65535];
 
-struct Tiff<'a> {
+/// A TIFF structure's numbers, read in its byte order, within its bounds.
+pub(crate) struct Tiff<'a> {
     b: &'a [u8],
-    little: bool,
+    little_endian: bool,
+}
+
+impl Tiff<'_> {
+    pub(crate) fn new(b: &[u8]) -> Option<Tiff<'_>> {
+        let little_endian = match b.get(0..2)? {
+            b"II" => true,
+            b"MM" => false,
+            _ => return None,
+        };
+        Some(Tiff { b, little_endian })
+    }
+
+    pub(crate) fn u16(&self, at: usize) -> Option<u16> {
+        let v: [u8; 2] = self.b.get(at..at.checked_add(2)?)?.try_into().ok()?;
+        Some(if self.little_endian {
+            u16::from_le_bytes(v)
+        } else {
+            u16::from_be_bytes(v)
+        })
+    }
+
+    pub(crate) fn u32(&self, at: usize) -> Option<u32> {
+        let v: [u8; 4] = self.b.get(at..at.checked_add(4)?)?.try_into().ok()?;
+        Some(if self.little_endian {
+            u32::from_le_bytes(v)
+        } else {
+            u32::from_be_bytes(v)
+        })
+    }
 }
 
 /// The entries of one IFD that the test needs.
@@ -37,23 +67,6 @@ struct Ifd {
 }
 
 impl<'a> Tiff<'a> {
-    fn u16(&self, at: usize) -> Option<u16> {
-        let s = self.b.get(at..at + 2)?;
-        Some(if self.little {
-            u16::from_le_bytes([s[0], s[1]])
-        } else {
-            u16::from_be_bytes([s[0], s[1]])
-        })
-    }
-    fn u32(&self, at: usize) -> Option<u32> {
-        let s: [u8; 4] = self.b.get(at..at + 4)?.try_into().ok()?;
-        Some(if self.little {
-            u32::from_le_bytes(s)
-        } else {
-            u32::from_be_bytes(s)
-        })
-    }
-
     fn ifd(&self, offset: u32) -> Option<Ifd> {
         let at = offset as usize;
         let count = self.u16(at)? as usize;
@@ -118,7 +131,10 @@ pub fn camera_raw(bytes: &[u8]) -> Option<&'static str> {
     if bytes.get(8..10) == Some(b"CR") {
         return Some("Canon CR2");
     }
-    let tiff = Tiff { b: bytes, little };
+    let tiff = Tiff {
+        b: bytes,
+        little_endian: little,
+    };
     let ifd0 = tiff.ifd(tiff.u32(4)?)?;
     let make = ifd0.make.clone().unwrap_or_default();
     let name = || maker_raw_name(&make);

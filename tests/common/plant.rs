@@ -124,7 +124,7 @@ fn encode(img: image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {
 /// Lossy WebP from photoshield itself (image writes lossless only).
 fn lossy_webp(png: &[u8]) -> Vec<u8> {
     let options = Options {
-        format: Some(photoshield::codec::OutputFormat::WebP),
+        format: Some(photoshield::format::OutputFormat::WebP),
         ..Options::default()
     };
     let pipeline = Pipeline::new(&options).unwrap();
@@ -791,8 +791,8 @@ pub fn check(planted: &Planted) -> Result<(), String> {
         "{spot}: the generator did not plant the marker"
     );
     let ctx = FileContext { name: "planted" };
-    let format = photoshield::codec::sniff(file).ok();
-    let strippable = !matches!(format, Some(photoshield::codec::Format::Gif));
+    let format = photoshield::format::sniff(file).ok();
+    let strippable = !matches!(format, Some(photoshield::format::Format::Gif));
     let stripped = pipeline.strip(file, &ctx).map(|p| p.bytes);
     let protected = pipeline.process(file, &ctx).map(|p| p.bytes);
     for (how, out) in [("strip", &stripped), ("protect", &protected)] {
