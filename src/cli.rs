@@ -252,15 +252,8 @@ pub struct InspectArgs {
 
 #[derive(Debug, Args)]
 pub struct StripArgs {
-    /// Photos or folders (searched recursively); '-' reads standard input.
-    #[arg(required = true, value_name = "INPUT")]
-    pub inputs: Vec<PathBuf>,
-
-    /// Output folder (mirrors the input tree), or output file for a single input; '-' for
-    /// standard output. Without -o: NAME.protected.EXT beside a file, FOLDER-protected/ beside
-    /// a folder.
-    #[arg(short, long, value_name = "PATH")]
-    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub paths: Paths,
 
     /// Drop the ICC colour profile too.
     #[arg(long)]
@@ -286,33 +279,20 @@ pub struct StripArgs {
     #[arg(short, long, value_name = "N", allow_negative_numbers = true, value_parser = job_count)]
     pub jobs: Option<usize>,
 
-    /// Print one JSON record per file and a summary record on standard output.
-    #[arg(long)]
-    pub json: bool,
-
-    /// List what would be written; write nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-
-    /// Print only errors.
-    #[arg(short, long)]
-    pub quiet: bool,
-
-    /// Also print skipped files.
-    #[arg(short, long)]
-    pub verbose: bool,
+    #[command(flatten)]
+    pub ui: Ui,
 }
 
 impl StripArgs {
     pub fn resolve(&self) -> anyhow::Result<ProtectPlan> {
-        let inputs = inputs_of(&self.inputs);
+        let inputs = inputs_of(&self.paths.inputs);
         check_inputs_exist(&inputs)?;
-        let destination = destination(&self.output, &inputs)?;
+        let destination = destination(&self.paths.output, &inputs)?;
         check_not_the_input(&destination, &inputs)?;
         if let (Destination::File(out), [Input::Path(input)]) = (&destination, inputs.as_slice()) {
             strip_keeps_format(input, out)?;
         }
-        check_stdout(&destination, self.json, self.dry_run)?;
+        check_stdout(&destination, self.ui.json, self.ui.dry_run)?;
         let options = Options {
             keep_icc: !self.strip_icc,
             rights: self.rights.as_ref().map(|notice| photoshield::strip::Rights {
@@ -328,15 +308,10 @@ impl StripArgs {
             destination,
             if_exists: self.if_exists,
             jobs: self.jobs.unwrap_or(0),
-            dry_run: self.dry_run,
+            dry_run: self.ui.dry_run,
         };
         Ok(ProtectPlan {
-            ui: Ui {
-                json: self.json,
-                dry_run: self.dry_run,
-                quiet: self.quiet,
-                verbose: self.verbose,
-            },
+            ui: self.ui,
             options,
             batch,
             inputs,
@@ -447,15 +422,8 @@ fn check_stdout(destination: &Destination, json: bool, dry_run: bool) -> anyhow:
 
 #[derive(Debug, Args)]
 pub struct ProtectArgs {
-    /// Photos or folders (searched recursively); '-' reads standard input.
-    #[arg(required = true, value_name = "INPUT")]
-    pub inputs: Vec<PathBuf>,
-
-    /// Output folder (mirrors the input tree), or output file for a single input; '-' for
-    /// standard output. Without -o: NAME.protected.EXT beside a file, FOLDER-protected/ beside
-    /// a folder.
-    #[arg(short, long, value_name = "PATH")]
-    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub paths: Paths,
 
     /// Read settings from this TOML file instead of the default
     /// ($XDG_CONFIG_HOME/photoshield/config.toml or ~/.config/photoshield/config.toml).
@@ -469,23 +437,32 @@ pub struct ProtectArgs {
     #[command(flatten)]
     pub settings: Settings,
 
-    /// Print one JSON record per file and a summary record on standard output.
-    #[arg(long)]
-    pub json: bool,
-
-    /// List what would be written; write nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-
-    /// Print only errors.
-    #[arg(short, long)]
-    pub quiet: bool,
-
-    /// Also print skipped files.
-    #[arg(short, long)]
-    pub verbose: bool,
+    #[command(flatten)]
+    pub ui: Ui,
 }
 
+/// Defines a layer of settings, every one optional, and its merge: `a.overridden_by(b)` is `a`
+/// with every setting that `b` gives replaced by `b`'s. The flags, the config file and their
+/// merge come from this one list of fields.
+macro_rules! layered_settings {
+    ($(#[$meta:meta])* pub struct $name:ident { $($(#[$field_meta:meta])* pub $field:ident: Option<$ty:ty>,)* }) => {
+        $(#[$meta])*
+        pub struct $name {
+            $($(#[$field_meta])* pub $field: Option<$ty>,)*
+        }
+
+        impl $name {
+            /// `self` with every setting that `over` gives replaced by it.
+            fn overridden_by(self, over: $name) -> $name {
+                $name {
+                    $($field: over.$field.or(self.$field),)*
+                }
+            }
+        }
+    };
+}
+
+layered_settings! {
 /// Settings that the config file may hold too; a flag overrides the file.
 #[derive(Debug, Default, Clone, Args, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -686,6 +663,7 @@ pub struct Settings {
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", help_heading = "Watermark")]
     pub no_watermark: Option<bool>,
 }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -708,49 +686,6 @@ impl FormatArg {
 }
 
 impl Settings {
-    /// `self` with every setting that `over` gives replaced by it.
-    fn overridden_by(self, over: Settings) -> Settings {
-        Settings {
-            preset: over.preset.or(self.preset),
-            format: over.format.or(self.format),
-            quality: over.quality.or(self.quality),
-            max_size: over.max_size.or(self.max_size),
-            strip_icc: over.strip_icc.or(self.strip_icc),
-            max_megapixels: over.max_megapixels.or(self.max_megapixels),
-            max_memory: over.max_memory.or(self.max_memory),
-            if_exists: over.if_exists.or(self.if_exists),
-            jobs: over.jobs.or(self.jobs),
-            text: over.text.or(self.text),
-            font: over.font.or(self.font),
-            size: over.size.or(self.size),
-            position: over.position.or(self.position),
-            margin: over.margin.or(self.margin),
-            angle: over.angle.or(self.angle),
-            spacing: over.spacing.or(self.spacing),
-            opacity: over.opacity.or(self.opacity),
-            color: over.color.or(self.color),
-            outline: over.outline.or(self.outline),
-            shadow: over.shadow.or(self.shadow),
-            logo: over.logo.or(self.logo),
-            logo_size: over.logo_size.or(self.logo_size),
-            logo_position: over.logo_position.or(self.logo_position),
-            notice: over.notice.or(self.notice),
-            notice_style: over.notice_style.or(self.notice_style),
-            no_watermark: over.no_watermark.or(self.no_watermark),
-            rights: over.rights.or(self.rights),
-            perturb: over.perturb.or(self.perturb),
-            perturb_kind: over.perturb_kind.or(self.perturb_kind),
-            no_mask: over.no_mask.or(self.no_mask),
-            seed: over.seed.or(self.seed),
-            creator: over.creator.or(self.creator),
-            rights_url: over.rights_url.or(self.rights_url),
-            mark: over.mark.or(self.mark),
-            key: over.key.or(self.key),
-            mark_bits: over.mark_bits.or(self.mark_bits),
-            require_mark: over.require_mark.or(self.require_mark),
-        }
-    }
-
     /// Applies a layer of settings: its preset first, then its explicit values.
     fn apply(&self, options: &mut Options) -> anyhow::Result<()> {
         if let Some(preset) = self.preset {
@@ -1043,11 +978,37 @@ fn set<T>(field: &mut T, value: Option<T>) {
     }
 }
 
-/// How a batch talks to the user.
+/// What `protect` and `strip` read, and where they write.
+#[derive(Debug, Args)]
+pub struct Paths {
+    /// Photos or folders (searched recursively); '-' reads standard input.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+
+    /// Output folder (mirrors the input tree), or output file for a single input; '-' for
+    /// standard output. Without -o: NAME.protected.EXT beside a file, FOLDER-protected/ beside
+    /// a folder.
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+}
+
+/// How a batch talks to the user (`protect` and `strip`).
+#[derive(Debug, Clone, Copy, Args)]
 pub struct Ui {
+    /// Print one JSON record per file and a summary record on standard output.
+    #[arg(long)]
     pub json: bool,
+
+    /// List what would be written; write nothing.
+    #[arg(long)]
     pub dry_run: bool,
+
+    /// Print only errors.
+    #[arg(short, long)]
     pub quiet: bool,
+
+    /// Also print skipped files.
+    #[arg(short, long)]
     pub verbose: bool,
 }
 
@@ -1065,7 +1026,7 @@ impl ProtectArgs {
     /// Merges defaults, config file and flags (each layer's preset, then its explicit values)
     /// and decides where outputs go.
     pub fn resolve(&self) -> anyhow::Result<ProtectPlan> {
-        let inputs = inputs_of(&self.inputs);
+        let inputs = inputs_of(&self.paths.inputs);
         check_inputs_exist(&inputs)?;
         let config = match (&self.config, self.no_config) {
             (Some(path), _) => load_config(path)?,
@@ -1084,27 +1045,22 @@ impl ProtectArgs {
         let merged = config.overridden_by(self.settings.clone());
         options.mark = merged.mark()?;
 
-        let destination = destination(&self.output, &inputs)?;
+        let destination = destination(&self.paths.output, &inputs)?;
         check_not_the_input(&destination, &inputs)?;
         if let Destination::File(path) = &destination {
             options.format = file_format(path, self.settings.format, options.format)?;
         }
-        check_stdout(&destination, self.json, self.dry_run)?;
+        check_stdout(&destination, self.ui.json, self.ui.dry_run)?;
         let warnings = self.settings.without_effect(&options.watermark);
         let batch = BatchOptions {
             operation: Operation::Protect,
             destination,
             if_exists: merged.if_exists.unwrap_or_default(),
             jobs: merged.jobs.unwrap_or(0),
-            dry_run: self.dry_run,
+            dry_run: self.ui.dry_run,
         };
         Ok(ProtectPlan {
-            ui: Ui {
-                json: self.json,
-                dry_run: self.dry_run,
-                quiet: self.quiet,
-                verbose: self.verbose,
-            },
+            ui: self.ui,
             options,
             batch,
             inputs,

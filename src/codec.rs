@@ -82,10 +82,7 @@ fn check_limits(width: u32, height: u32, limits: DecodeLimits) -> Result<()> {
 }
 
 fn decode_jpeg(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
-    let fail = |reason: String| Error::Decode {
-        format: Format::Jpeg,
-        reason,
-    };
+    let fail = |reason: String| Error::decode(Format::Jpeg, reason);
     let layout = crate::container::jpeg::layout(bytes);
     if layout.end.is_none() {
         // A truncated JPEG decodes to a grey lower part; refuse rather than publish that.
@@ -99,7 +96,9 @@ fn decode_jpeg(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
         .set_max_height(u16::MAX as usize)
         .jpeg_set_out_colorspace(ColorSpace::RGB);
     let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), options);
-    decoder.decode_headers().map_err(|e| fail(e.to_string()))?;
+    decoder
+        .decode_headers()
+        .map_err(|e| Error::decode(Format::Jpeg, e))?;
     let info = decoder.info().ok_or_else(|| fail("no image header".into()))?;
     let (width, height) = (info.width as u32, info.height as u32);
     check_limits(width, height, limits)?;
@@ -122,7 +121,9 @@ fn decode_jpeg(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
         )));
     }
     let mut data = crate::pixels::image_buffer(size);
-    decoder.decode_into(&mut data).map_err(|e| fail(e.to_string()))?;
+    decoder
+        .decode_into(&mut data)
+        .map_err(|e| Error::decode(Format::Jpeg, e))?;
     Ok(Decoded {
         pixels: Pixels::new(width, height, Layout::Rgb8, data),
         format: Format::Jpeg,
@@ -154,10 +155,7 @@ fn decode_png(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
         decoded.icc_dropped = true;
         return Ok(decoded);
     }
-    let fail = |e: png::DecodingError| Error::Decode {
-        format: Format::Png,
-        reason: e.to_string(),
-    };
+    let fail = |e: png::DecodingError| Error::decode(Format::Png, e);
     let mut decoder = png::Decoder::new(Cursor::new(bytes));
     decoder.set_transformations(png::Transformations::EXPAND);
     let mut reader = decoder.read_info().map_err(fail)?;
@@ -227,10 +225,7 @@ fn decode_png(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
 /// RGBA and narrowed in place, since image-webp would otherwise decode it into a temporary RGBA
 /// copy first.
 fn decode_webp(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
-    let fail = |reason: String| Error::Decode {
-        format: Format::WebP,
-        reason,
-    };
+    let fail = |reason: String| Error::decode(Format::WebP, reason);
     let chunks: Vec<_> = crate::container::riff::chunks(bytes).collect();
     let (width, height) = crate::container::riff::canvas_size(&chunks)
         .ok_or_else(|| fail("no image header (truncated file?)".into()))?;
@@ -368,7 +363,7 @@ fn first_frame_on_canvas(
 }
 
 fn decode_with_image(bytes: &[u8], format: Format, limits: DecodeLimits) -> Result<Decoded> {
-    let fail = |reason: String| Error::Decode { format, reason };
+    let fail = |reason: String| Error::decode(format, reason);
     let image_format = match format {
         Format::Png => ImageFormat::Png,
         Format::WebP => ImageFormat::WebP,
@@ -382,7 +377,7 @@ fn decode_with_image(bytes: &[u8], format: Format, limits: DecodeLimits) -> Resu
     // 8 bytes per pixel covers 16-bit RGBA, the widest layout these decoders produce.
     image_limits.max_alloc = Some(limits.max_pixels.saturating_mul(8).max(1 << 20));
     reader.limits(image_limits);
-    let mut decoder = reader.into_decoder().map_err(|e| fail(e.to_string()))?;
+    let mut decoder = reader.into_decoder().map_err(|e| Error::decode(format, e))?;
     let (width, height) = decoder.dimensions();
     check_limits(width, height, limits)?;
     let icc = decoder.icc_profile().ok().flatten();
@@ -395,7 +390,7 @@ fn decode_with_image(bytes: &[u8], format: Format, limits: DecodeLimits) -> Resu
         _ => orientation_of(bytes, format),
     };
     let color = decoder.color_type();
-    let image = DynamicImage::from_decoder(decoder).map_err(|e| fail(e.to_string()))?;
+    let image = DynamicImage::from_decoder(decoder).map_err(|e| Error::decode(format, e))?;
     let high_bit_depth = color.bytes_per_pixel() / color.channel_count() > 1;
     let pixels = if color.has_alpha() {
         let rgba = image.into_rgba8();
@@ -472,10 +467,7 @@ pub struct EncodeSettings {
 /// JPEG has no alpha: callers flatten first (the pipeline composites over white).
 pub fn encode(pixels: &Pixels, settings: EncodeSettings, icc: Option<&[u8]>) -> Result<Vec<u8>> {
     let format = settings.format;
-    let fail = |reason: String| Error::Encode {
-        format: format.as_format(),
-        reason,
-    };
+    let fail = |reason: String| Error::encode(format.as_format(), reason);
     match format {
         OutputFormat::Jpeg => {
             if pixels.width.max(pixels.height) > u16::MAX as u32 {
@@ -495,7 +487,7 @@ pub fn encode(pixels: &Pixels, settings: EncodeSettings, icc: Option<&[u8]>) -> 
             if let Some(icc) = icc {
                 encoder
                     .set_icc_profile(icc.to_vec())
-                    .map_err(|e| fail(e.to_string()))?;
+                    .map_err(|e| Error::encode(Format::Png, e))?;
             }
             let color = match pixels.layout {
                 Layout::Rgb8 => ExtendedColorType::Rgb8,
@@ -503,7 +495,7 @@ pub fn encode(pixels: &Pixels, settings: EncodeSettings, icc: Option<&[u8]>) -> 
             };
             encoder
                 .write_image(&pixels.data, pixels.width, pixels.height, color)
-                .map_err(|e| fail(e.to_string()))?;
+                .map_err(|e| Error::encode(Format::Png, e))?;
             Ok(out)
         }
         OutputFormat::WebP => {

@@ -34,11 +34,31 @@ pub enum Error {
     )]
     TooMuchMemory { need: u64, limit: u64 },
 
-    #[error("cannot decode {format}: {reason}")]
-    Decode { format: Format, reason: String },
+    /// The file could not be decoded. The source is the codec's own error, or photoshield's
+    /// reason for refusing the file (a truncated JPEG, a corrupt container) in words.
+    #[error("cannot decode {format}: {source}")]
+    Decode {
+        format: Format,
+        #[source]
+        source: Source,
+    },
 
-    #[error("cannot encode {format}: {reason}")]
-    Encode { format: Format, reason: String },
+    /// The image could not be encoded; the source is the encoder's error.
+    #[error("cannot encode {format}: {source}")]
+    Encode {
+        format: Format,
+        #[source]
+        source: Source,
+    },
+
+    /// Resampling failed; the source is fast_image_resize's error.
+    #[error("resize failed: {0}")]
+    Resize(#[source] Source),
+
+    /// A container cannot hold what was to be written into it: a metadata segment over JPEG's
+    /// 64 KB, an ICC profile over JPEG's 255 segments.
+    #[error("cannot write the {format} file: {reason}")]
+    Container { format: Format, reason: &'static str },
 
     #[error("{0}")]
     Mark(String),
@@ -47,4 +67,125 @@ pub enum Error {
     Options(String),
 }
 
+/// The error underneath an [`Error`](enum@Error): a codec's or a library's own, kept as the
+/// source (its text is also in the error's message, which is what the command line prints).
+pub type Source = Box<dyn std::error::Error + Send + Sync>;
+
+impl Error {
+    /// A file of `format` that could not be decoded, and why.
+    pub(crate) fn decode(format: Format, source: impl Into<Source>) -> Error {
+        Error::Decode {
+            format,
+            source: source.into(),
+        }
+    }
+
+    /// An image that could not be encoded as `format`, and why.
+    pub(crate) fn encode(format: Format, source: impl Into<Source>) -> Error {
+        Error::Encode {
+            format,
+            source: source.into(),
+        }
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{self, DecodeLimits};
+    use std::error::Error as _;
+
+    fn png(width: u32, height: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        image::RgbImage::from_pixel(width, height, image::Rgb([9, 99, 199]))
+            .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn a_decoding_failure_keeps_the_codecs_error_as_its_source() {
+        let mut bytes = png(64, 64);
+        let idat = crate::container::png::chunks(&bytes)
+            .find(|c| &c.kind == b"IDAT")
+            .unwrap()
+            .offset;
+        // One byte of the compressed data changed: the chunk's CRC no longer matches.
+        bytes[idat + 10] ^= 0xFF;
+        let err = codec::decode(&bytes, Format::Png, DecodeLimits { max_pixels: u64::MAX }).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Decode {
+                    format: Format::Png,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let source = err.source().expect("a source");
+        assert!(
+            source.downcast_ref::<png::DecodingError>().is_some(),
+            "{source:?}"
+        );
+        // The message still says what went wrong, as the command line prints it.
+        assert!(err.to_string().starts_with("cannot decode PNG: "), "{err}");
+        assert!(err.to_string().ends_with(&source.to_string()), "{err}");
+    }
+
+    #[test]
+    fn photoshields_own_reasons_are_sources_too() {
+        let err = codec::decode(
+            &[0xFF, 0xD8, 0xFF, 0xD9],
+            Format::Jpeg,
+            DecodeLimits { max_pixels: u64::MAX },
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Decode {
+                    format: Format::Jpeg,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.source().is_some());
+    }
+
+    #[test]
+    fn a_rights_notice_too_large_for_a_jpeg_segment_is_a_container_error() {
+        let jpeg = crate::codec::encode(
+            &crate::pixels::Pixels::new(16, 16, crate::pixels::Layout::Rgb8, vec![128; 16 * 16 * 3]),
+            crate::codec::EncodeSettings {
+                format: crate::format::OutputFormat::Jpeg,
+                quality: 90,
+            },
+            None,
+        )
+        .unwrap();
+        let rights = crate::strip::Rights {
+            notice: "x".repeat(70_000),
+            creator: None,
+            web_statement: None,
+        };
+        let err = crate::strip::add_rights(jpeg, &rights).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Container {
+                    format: Format::Jpeg,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "cannot write the JPEG file: a metadata segment over 64 KB"
+        );
+    }
+}

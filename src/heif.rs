@@ -20,10 +20,7 @@ use crate::format::Format;
 use crate::pixels::{Layout, Pixels};
 
 fn fail(format: Format, reason: impl Into<String>) -> Error {
-    Error::Decode {
-        format,
-        reason: reason.into(),
-    }
+    Error::decode(format, reason.into())
 }
 
 fn check_limits(format: Format, width: u64, height: u64, limits: DecodeLimits) -> Result<()> {

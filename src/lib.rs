@@ -16,6 +16,19 @@
 //! folders, naming outputs, atomic writes, progress, the summary) lives in `batch` (native
 //! targets only).
 //!
+//! Where things live:
+//! - what a file is: [`format`](mod@format) tells it from the content; [`container`] holds one
+//!   walker per container (JPEG segments, PNG chunks, RIFF chunks, GIF blocks, ISOBMFF boxes,
+//!   TIFF IFDs), with every bound checked there; [`entropy`] walks a JPEG's entropy-coded data;
+//! - what a file carries: [`metadata`] says what each piece is and reads EXIF; [`inspect`]
+//!   reports it; [`strip`] removes it without touching the pixels and writes the rights
+//!   notice; [`icc`] keeps a colour profile without its identifying text;
+//! - the pixels: [`codec`] and [`heif`] decode and encode ([`image_data`] finds where the
+//!   compressed data really ends); [`orient`], [`resize`], [`watermark`], [`perturb`] and
+//!   [`mark`] are the stages, on [`pixels`], with kernels picked by [`isa`];
+//! - around them: [`options`], [`memory`] (what a file will take before it is decoded),
+//!   [`compare`], [`error`].
+//!
 //! Features: `cli` (default) builds the `photoshield` binary and its dependencies (clap,
 //! indicatif, ctrlc, toml, anyhow); `libwebp` (default) writes lossy WebP through libwebp (C).
 //! With neither, the library builds for `wasm32-unknown-unknown` with no C code, as the web

@@ -4,7 +4,7 @@
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Source};
 use crate::pixels::{Layout, Pixels};
 
 /// The size a `width` x `height` image takes when its long edge is limited to `max_edge`,
@@ -40,13 +40,13 @@ pub fn resize_exact(pixels: &Pixels, w: u32, h: u32) -> Result<Pixels> {
         Layout::Rgb8 => PixelType::U8x3,
         Layout::Rgba8 => PixelType::U8x4,
     };
-    let fail = |e: &dyn std::fmt::Display| Error::Options(format!("resize failed: {e}"));
-    let src = ImageRef::new(pixels.width, pixels.height, &pixels.data, pixel_type).map_err(|e| fail(&e))?;
+    let src = ImageRef::new(pixels.width, pixels.height, &pixels.data, pixel_type)
+        .map_err(|e| Error::Resize(Source::from(e)))?;
     let mut dst = Image::new(w, h, pixel_type);
     let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
     Resizer::new()
         .resize(&src, &mut dst, &options)
-        .map_err(|e| fail(&e))?;
+        .map_err(|e| Error::Resize(Source::from(e)))?;
     Ok(Pixels::new(w, h, pixels.layout, dst.into_vec()))
 }
 

@@ -282,18 +282,16 @@ fn carry_icc(profile: Option<&[u8]>, notes: &mut Vec<String>) -> Option<Vec<u8>>
 }
 
 fn damaged(format: Format, why: &str) -> Error {
-    Error::Decode {
-        format,
-        reason: why.to_string(),
-    }
+    Error::decode(format, why)
 }
 
 fn jpeg_segment(marker: u8, payload_parts: &[&[u8]]) -> Result<Vec<u8>> {
     let len: usize = payload_parts.iter().map(|p| p.len()).sum::<usize>() + 2;
     if len > u16::MAX as usize {
-        return Err(Error::Options(
-            "metadata segment too large for JPEG (64 KB)".into(),
-        ));
+        return Err(Error::Container {
+            format: Format::Jpeg,
+            reason: "a metadata segment over 64 KB",
+        });
     }
     let mut out = vec![0xFF, marker];
     out.extend_from_slice(&(len as u16).to_be_bytes());
@@ -319,7 +317,10 @@ fn rebuilt_app_segment(marker: u8, data: &[u8]) -> Option<Vec<u8>> {
 fn icc_segments(profile: &[u8]) -> Result<Vec<u8>> {
     let chunks: Vec<&[u8]> = profile.chunks(65_519).collect();
     if chunks.len() > 255 {
-        return Err(Error::Options("ICC profile too large for JPEG".into()));
+        return Err(Error::Container {
+            format: Format::Jpeg,
+            reason: "an ICC profile over 255 segments (16 MB)",
+        });
     }
     let mut out = Vec::new();
     for (i, chunk) in chunks.iter().enumerate() {
