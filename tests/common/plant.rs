@@ -709,11 +709,21 @@ fn append_in_frame(anmf: &mut Vec<u8>, chunk: Option<[u8; 4]>, payload: Vec<u8>)
 
 // ---- GIF (protect only; strip refuses GIF) ----
 
+/// `data` as GIF data sub-blocks (at most 255 bytes each, a length byte before each). A sub-block
+/// ends just before the marker when the marker would otherwise straddle two of them: the file
+/// must carry it whole for the check to find it (a fuzzer-found generator bug: an XMP packet put
+/// the marker across the 255-byte boundary).
 fn gif_sub_blocks(data: &[u8]) -> Vec<u8> {
+    let split = (0..data.len().saturating_sub(MARKER.len() - 1))
+        .find(|&i| data[i..].starts_with(MARKER))
+        .filter(|&p| p / 255 != (p + MARKER.len() - 1) / 255)
+        .unwrap_or(data.len());
     let mut out = Vec::new();
-    for c in data.chunks(255) {
-        out.push(c.len() as u8);
-        out.extend_from_slice(c);
+    for part in [&data[..split], &data[split..]] {
+        for c in part.chunks(255) {
+            out.push(c.len() as u8);
+            out.extend_from_slice(c);
+        }
     }
     out.push(0);
     out
