@@ -600,6 +600,39 @@ fn walk_folder(root: &Path, out_root: Option<&Path>, jobs: &mut Vec<Job>, record
     }
 }
 
+/// Why a file could not be read or written: the message the user sees, and the I/O error
+/// underneath when there is one (kept as the source).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct FileError {
+    message: String,
+    #[source]
+    source: Option<io::Error>,
+}
+
+impl FileError {
+    /// A file photoshield refuses to read (a FIFO, a folder, one too large).
+    fn refused(message: impl Into<String>) -> FileError {
+        FileError {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An I/O failure, described by `message`, with its error as the source.
+    fn io(message: String, source: io::Error) -> FileError {
+        FileError {
+            message,
+            source: Some(source),
+        }
+    }
+
+    /// An I/O failure told by its short reason alone ([`io_reason`]).
+    fn reason(source: io::Error) -> FileError {
+        FileError::io(io_reason(&source), source)
+    }
+}
+
 /// A short reason for an I/O error, without the "(os error N)" noise.
 pub fn io_reason(e: &io::Error) -> String {
     match e.kind() {
@@ -872,7 +905,7 @@ fn process_job(job: &Job, pipeline: &Pipeline, options: &BatchOptions, shared: &
     // Read.
     let bytes = match read_input(&job.source, pipeline.options().max_pixels) {
         Ok(b) => b,
-        Err(e) => return fail(e),
+        Err(e) => return fail(e.to_string()),
     };
     let format = match crate::format::sniff(&bytes) {
         Ok(f) => f,
@@ -993,7 +1026,7 @@ fn process_job(job: &Job, pipeline: &Pipeline, options: &BatchOptions, shared: &
                 bytes.len(),
             );
         }
-        Err(e) => return fail(e),
+        Err(e) => return fail(e.to_string()),
     };
     r.output = output;
     r.bytes_in = bytes.len() as u64;
@@ -1040,7 +1073,7 @@ fn exists_record(input: String, out: &Path, policy: IfExists, bytes_in: usize) -
 }
 
 /// Reads a file whole, as `read_input` does for `protect` under the default pixel limit.
-pub fn read_file(path: &Path) -> Result<Vec<u8>, String> {
+pub fn read_file(path: &Path) -> Result<Vec<u8>, FileError> {
     read_input(
         &Input::Path(path.to_path_buf()),
         crate::Options::default().max_pixels,
@@ -1049,27 +1082,29 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>, String> {
 
 /// Reads an input whole, refusing files far larger than any image under the pixel limit could be
 /// (8 bytes per pixel: the largest input this reads is documented in the README).
-fn read_input(source: &Input, max_pixels: u64) -> Result<Vec<u8>, String> {
+fn read_input(source: &Input, max_pixels: u64) -> Result<Vec<u8>, FileError> {
     let cap = max_pixels.saturating_mul(8).max(64 << 20);
     let mut bytes = Vec::new();
     let result = match source {
         Input::Stdin => io::stdin().lock().take(cap + 1).read_to_end(&mut bytes),
         Input::Path(p) => {
             let file = open_regular(p)?;
-            let meta = file.metadata().map_err(|e| io_reason(&e))?;
+            let meta = file.metadata().map_err(FileError::reason)?;
             if meta.len() > cap {
-                return Err(format!(
+                return Err(FileError::refused(format!(
                     "file is {} MB, larger than any image within the pixel limit",
                     meta.len() >> 20
-                ));
+                )));
             }
             bytes.reserve_exact(meta.len() as usize);
             file.take(cap + 1).read_to_end(&mut bytes)
         }
     };
-    result.map_err(|e| format!("cannot read: {}", io_reason(&e)))?;
+    result.map_err(|e| FileError::io(format!("cannot read: {}", io_reason(&e)), e))?;
     if bytes.len() as u64 > cap {
-        return Err("input is larger than any image within the pixel limit".into());
+        return Err(FileError::refused(
+            "input is larger than any image within the pixel limit",
+        ));
     }
     Ok(bytes)
 }
@@ -1078,15 +1113,17 @@ fn read_input(source: &Input, max_pixels: u64) -> Result<Vec<u8>, String> {
 /// being read: opening a FIFO would wait for a writer, and `/dev/zero` never ends. The file is
 /// opened without blocking and checked again once open, so a swap after the first look cannot
 /// make the reader wait either.
-pub fn open_regular(path: &Path) -> Result<fs::File, String> {
-    let meta = fs::metadata(path).map_err(|e| io_reason(&e))?;
-    let kind = |m: &fs::Metadata| -> Option<String> {
+pub fn open_regular(path: &Path) -> Result<fs::File, FileError> {
+    let meta = fs::metadata(path).map_err(FileError::reason)?;
+    let kind = |m: &fs::Metadata| -> Option<FileError> {
         if m.is_file() {
             None
         } else if m.is_dir() {
-            Some("is a folder".into())
+            Some(FileError::refused("is a folder"))
         } else {
-            Some("not a regular file (a FIFO, device or socket); not read".into())
+            Some(FileError::refused(
+                "not a regular file (a FIFO, device or socket); not read",
+            ))
         }
     };
     if let Some(why) = kind(&meta) {
@@ -1099,8 +1136,8 @@ pub fn open_regular(path: &Path) -> Result<fs::File, String> {
         use std::os::unix::fs::OpenOptionsExt;
         open.custom_flags(libc::O_NONBLOCK);
     }
-    let file = open.open(path).map_err(|e| io_reason(&e))?;
-    let meta = file.metadata().map_err(|e| io_reason(&e))?;
+    let file = open.open(path).map_err(FileError::reason)?;
+    let meta = file.metadata().map_err(FileError::reason)?;
     match kind(&meta) {
         Some(why) => Err(why),
         None => Ok(file),
@@ -1110,17 +1147,19 @@ pub fn open_regular(path: &Path) -> Result<fs::File, String> {
 /// Writes `bytes` to `path` through a temporary file in the same folder, then renames it into
 /// place, so that no reader ever sees a partial file. Returns `Ok(false)` when the path exists
 /// and the policy forbids replacing it (checked atomically).
-pub fn write_atomic(path: &Path, bytes: &[u8], policy: IfExists) -> Result<bool, String> {
+pub fn write_atomic(path: &Path, bytes: &[u8], policy: IfExists) -> Result<bool, FileError> {
     write_atomic_parts(path, &[bytes], policy)
 }
 
 /// [`write_atomic`] of the concatenation of `parts`.
-pub fn write_atomic_parts(path: &Path, parts: &[&[u8]], policy: IfExists) -> Result<bool, String> {
+pub fn write_atomic_parts(path: &Path, parts: &[&[u8]], policy: IfExists) -> Result<bool, FileError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let context = |what: &str, e: io::Error| format!("cannot {what} {}: {}", dir.display(), io_reason(&e));
+    let context = |what: &str, e: io::Error| {
+        FileError::io(format!("cannot {what} {}: {}", dir.display(), io_reason(&e)), e)
+    };
     let builder = || {
         let mut b = tempfile::Builder::new();
         b.prefix(".photoshield-").suffix(".tmp");
@@ -1149,7 +1188,7 @@ pub fn write_atomic_parts(path: &Path, parts: &[&[u8]], policy: IfExists) -> Res
         .iter()
         .try_for_each(|p| tmp.write_all(p))
         .and_then(|_| tmp.flush())
-        .map_err(|e| format!("cannot write {}: {}", path.display(), io_reason(&e)))?;
+        .map_err(|e| FileError::io(format!("cannot write {}: {}", path.display(), io_reason(&e)), e))?;
     // On failure the temporary file is removed when `tmp` (or the error holding it) drops.
     let persisted = if policy == IfExists::Overwrite {
         tmp.persist(path).map(|_| true)
@@ -1160,21 +1199,49 @@ pub fn write_atomic_parts(path: &Path, parts: &[&[u8]], policy: IfExists) -> Res
             Err(e) => Err(e),
         }
     };
-    persisted.map_err(|e| format!("cannot write {}: {}", path.display(), io_reason(&e.error)))
+    persisted.map_err(|e| {
+        FileError::io(
+            format!("cannot write {}: {}", path.display(), io_reason(&e.error)),
+            e.error,
+        )
+    })
 }
 
-fn write_stdout(parts: &[&[u8]]) -> Result<(), String> {
+fn write_stdout(parts: &[&[u8]]) -> Result<(), FileError> {
     let mut out = io::stdout().lock();
     parts
         .iter()
         .try_for_each(|p| out.write_all(p))
         .and_then(|_| out.flush())
-        .map_err(|e| format!("cannot write to standard output: {}", io_reason(&e)))
+        .map_err(|e| FileError::io(format!("cannot write to standard output: {}", io_reason(&e)), e))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_errors_say_why_and_keep_the_io_error() {
+        use std::error::Error as _;
+        let dir = tempfile::tempdir().unwrap();
+        let missing = open_regular(&dir.path().join("missing.jpg")).unwrap_err();
+        assert_eq!(missing.to_string(), "no such file or folder");
+        let io = missing
+            .source()
+            .and_then(|s| s.downcast_ref::<io::Error>())
+            .unwrap();
+        assert_eq!(io.kind(), io::ErrorKind::NotFound);
+        // A refusal is photoshield's own: there is no I/O error under it.
+        let folder = open_regular(dir.path()).unwrap_err();
+        assert_eq!(folder.to_string(), "is a folder");
+        assert!(folder.source().is_none());
+        // Writing into a path whose folder is a file.
+        let file = dir.path().join("file");
+        fs::write(&file, b"x").unwrap();
+        let err = write_atomic(&file.join("out.jpg"), b"y", IfExists::Error).unwrap_err();
+        assert!(err.to_string().starts_with("cannot create folder "), "{err}");
+        assert!(err.source().is_some());
+    }
 
     #[test]
     fn a_panic_fails_its_file_and_the_batch_goes_on() {
@@ -1248,10 +1315,10 @@ mod tests {
     fn atomic_write_never_clobbers_unless_asked() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("out.jpg");
-        assert_eq!(write_atomic(&p, b"one", IfExists::Error), Ok(true));
-        assert_eq!(write_atomic(&p, b"two", IfExists::Skip), Ok(false));
+        assert!(write_atomic(&p, b"one", IfExists::Error).unwrap());
+        assert!(!write_atomic(&p, b"two", IfExists::Skip).unwrap());
         assert_eq!(fs::read(&p).unwrap(), b"one");
-        assert_eq!(write_atomic(&p, b"three", IfExists::Overwrite), Ok(true));
+        assert!(write_atomic(&p, b"three", IfExists::Overwrite).unwrap());
         assert_eq!(fs::read(&p).unwrap(), b"three");
         let names: Vec<_> = fs::read_dir(dir.path())
             .unwrap()

@@ -185,7 +185,7 @@ const MAX_KEY_FILE: u64 = 1024;
 pub fn read_key(path: &Path) -> anyhow::Result<photoshield::mark::Key> {
     use std::io::Read;
     let cannot = |why: String| anyhow::anyhow!("cannot read key file {}: {why}", path.display());
-    let file = photoshield::batch::open_regular(path).map_err(cannot)?;
+    let file = photoshield::batch::open_regular(path).map_err(|e| cannot(e.to_string()))?;
     let meta = file
         .metadata()
         .map_err(|e| cannot(photoshield::batch::io_reason(&e)))?;

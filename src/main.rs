@@ -338,7 +338,7 @@ fn files_of(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<Result<batch::Li
 /// Reads a listed file; `Ok(None)` for a walked file that is not an image (and has no image
 /// extension), which `protect` would pass over too.
 fn read_listed(file: &batch::Listed) -> Result<Option<Vec<u8>>, String> {
-    let bytes = batch::read_file(&file.path)?;
+    let bytes = batch::read_file(&file.path).map_err(|e| e.to_string())?;
     let not_image = matches!(
         photoshield::format::sniff(&bytes),
         Err(photoshield::Error::NotAnImage(_)) | Err(photoshield::Error::Empty)
