@@ -796,7 +796,9 @@ pub fn apply_with(pixels: &mut Pixels, settings: &Perturb, seed: u64, isa: Isa) 
 }
 
 /// The plain reference of [`apply`]: pixel by pixel, each value interpolated on its own from
-/// the lattices, no row buffers shared between pixels, no threads.
+/// the lattices, no row buffers shared between pixels, no threads. A test hook: hidden from the
+/// documentation, not part of the supported API.
+#[doc(hidden)]
 pub fn apply_reference(pixels: &mut Pixels, settings: &Perturb, seed: u64) {
     let field = Field::new(pixels, settings, seed, Isa::Baseline);
     let (w, h, ch) = (pixels.width as usize, pixels.height as usize, pixels.channels());

@@ -263,7 +263,9 @@ pub fn blend_span(dst: &mut [u8], colour: &[u8], inv: &[u8]) {
     }
 }
 
-/// The plain reference of [`blend_span`]: one pixel at a time, by index, with a division.
+/// The plain reference of [`blend_span`]: one pixel at a time, by index, with a division. A test
+/// hook: hidden from the documentation, not part of the supported API.
+#[doc(hidden)]
 pub fn blend_reference(pixels: &mut Pixels, stamp: &Stamp, sx: i64, sy: i64) {
     let ch = pixels.channels();
     assert_eq!(ch, stamp.channels);
