@@ -35,22 +35,21 @@ impl Tiff<'_> {
         Some(Tiff { b, little_endian })
     }
 
+    /// The `N` bytes at `at`, in big-endian order whatever the file's byte order.
+    fn big_endian<const N: usize>(&self, at: usize) -> Option<[u8; N]> {
+        let mut v: [u8; N] = self.b.get(at..at.checked_add(N)?)?.try_into().ok()?;
+        if self.little_endian {
+            v.reverse();
+        }
+        Some(v)
+    }
+
     pub(crate) fn u16(&self, at: usize) -> Option<u16> {
-        let v: [u8; 2] = self.b.get(at..at.checked_add(2)?)?.try_into().ok()?;
-        Some(if self.little_endian {
-            u16::from_le_bytes(v)
-        } else {
-            u16::from_be_bytes(v)
-        })
+        self.big_endian(at).map(u16::from_be_bytes)
     }
 
     pub(crate) fn u32(&self, at: usize) -> Option<u32> {
-        let v: [u8; 4] = self.b.get(at..at.checked_add(4)?)?.try_into().ok()?;
-        Some(if self.little_endian {
-            u32::from_le_bytes(v)
-        } else {
-            u32::from_be_bytes(v)
-        })
+        self.big_endian(at).map(u32::from_be_bytes)
     }
 }
 
@@ -123,18 +122,13 @@ pub fn camera_raw(bytes: &[u8]) -> Option<&'static str> {
         b"IIU\0" => return Some("Panasonic RW2"),
         _ => {}
     }
-    let little = match bytes.get(0..4)? {
-        b"II*\0" => true,
-        b"MM\0*" => false,
-        _ => return None,
-    };
+    if !matches!(bytes.get(0..4)?, b"II*\0" | b"MM\0*") {
+        return None;
+    }
     if bytes.get(8..10) == Some(b"CR") {
         return Some("Canon CR2");
     }
-    let tiff = Tiff {
-        b: bytes,
-        little_endian: little,
-    };
+    let tiff = Tiff::new(bytes)?;
     let ifd0 = tiff.ifd(tiff.u32(4)?)?;
     let make = ifd0.make.clone().unwrap_or_default();
     let name = || maker_raw_name(&make);
