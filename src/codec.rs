@@ -54,6 +54,8 @@ pub fn decode(bytes: &[u8], format: Format, limits: DecodeLimits) -> Result<Deco
     match format {
         Format::Jpeg => decode_jpeg(bytes, limits),
         Format::Heif => crate::heif::decode_heic(bytes, limits),
+        #[cfg(feature = "avif")]
+        Format::Avif => crate::heif::decode_avif(bytes, limits),
         Format::Jxl => crate::heif::decode_jxl(bytes, limits),
         Format::Png => decode_png(bytes, limits),
         Format::WebP => decode_webp(bytes, limits),
@@ -370,7 +372,7 @@ fn decode_with_image(bytes: &[u8], format: Format, limits: DecodeLimits) -> Resu
         Format::Tiff => ImageFormat::Tiff,
         Format::Gif => ImageFormat::Gif,
         Format::Jpeg => ImageFormat::Jpeg,
-        Format::Heif | Format::Jxl => return Err(fail("decoded by crate::heif".into())),
+        Format::Heif | Format::Avif | Format::Jxl => return Err(fail("decoded by crate::heif".into())),
     };
     let mut reader = ImageReader::with_format(Cursor::new(bytes), image_format);
     let mut image_limits = image::Limits::default();
@@ -419,6 +421,11 @@ pub fn dimensions(bytes: &[u8], format: Format) -> Option<(u32, u32)> {
             return Some((info.width as u32, info.height as u32));
         }
         Format::Jxl => return crate::heif::jxl_dimensions(bytes),
+        Format::Avif => {
+            let heif = crate::container::isobmff::Heif::parse(bytes).ok()?;
+            let (w, h) = heif.primary_size()?;
+            return Some(if heif.rotation % 2 == 1 { (h, w) } else { (w, h) });
+        }
         Format::Jpeg => ImageFormat::Jpeg,
         // From IHDR itself: the PNG decoder would inflate an iCCP chunk whole before answering.
         Format::Png => {

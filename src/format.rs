@@ -16,6 +16,8 @@ pub enum Format {
     Gif,
     /// HEIC/HEIF: HEVC images in a HEIF container.
     Heif,
+    /// AVIF: AV1 images in a HEIF container (decoded with the `avif` feature).
+    Avif,
     /// JPEG XL, bare codestream or in its container.
     Jxl,
 }
@@ -29,6 +31,7 @@ impl fmt::Display for Format {
             Format::Tiff => "TIFF",
             Format::Gif => "GIF",
             Format::Heif => "HEIC",
+            Format::Avif => "AVIF",
             Format::Jxl => "JPEG XL",
         })
     }
@@ -47,10 +50,10 @@ pub enum OutputFormat {
 impl OutputFormat {
     /// The output format chosen for an input when the user did not ask for one:
     /// the same format, except that TIFF and GIF become PNG (lossless, widely accepted), and
-    /// HEIC and JPEG XL become JPEG (what every platform takes).
+    /// HEIC, AVIF and JPEG XL become JPEG (what every platform takes).
     pub fn for_input(input: Format) -> OutputFormat {
         match input {
-            Format::Jpeg | Format::Heif | Format::Jxl => OutputFormat::Jpeg,
+            Format::Jpeg | Format::Heif | Format::Avif | Format::Jxl => OutputFormat::Jpeg,
             Format::WebP => OutputFormat::WebP,
             Format::Png | Format::Tiff | Format::Gif => OutputFormat::Png,
         }
@@ -98,7 +101,7 @@ impl fmt::Display for OutputFormat {
 }
 
 /// Tells the format from the first bytes. Known image formats that photoshield does not read
-/// (HEIC, AVIF, JPEG XL, camera RAW, ...) are refused by name so the user knows what to convert.
+/// (camera RAW, PDF, BMP, ...) are refused by name so the user knows what to do instead.
 pub fn sniff(bytes: &[u8]) -> Result<Format> {
     let starts = |magic: &[u8]| bytes.starts_with(magic);
     if bytes.is_empty() {
@@ -139,8 +142,11 @@ pub fn sniff(bytes: &[u8]) -> Result<Format> {
             return Err(Error::Raw("Canon CR3"));
         }
         if brand(b"avif") || brand(b"avis") {
+            if cfg!(feature = "avif") {
+                return Ok(Format::Avif);
+            }
             return Err(Error::Unsupported(
-                "AVIF (not decoded yet); convert to JPEG or PNG first",
+                "AVIF (this build has no AV1 decoder); convert to JPEG or PNG first",
             ));
         }
         if [

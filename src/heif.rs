@@ -1,6 +1,7 @@
 //! Decoding the newer photo formats into [`Pixels`]: HEIC/HEIF (HEVC in a HEIF container, what
-//! iPhones save) with the pure-Rust `heic-decoder`, and JPEG XL with the pure-Rust `jxl-oxide`.
-//! AVIF is read as a structure (for `inspect`) but not decoded; see [`crate::format::sniff`].
+//! iPhones save) with the pure-Rust `heic-decoder`, AVIF (AV1 in a HEIF container) with rav1d
+//! through [`crate::av1`] and the grid, alpha and colour handling below (the `avif` feature),
+//! and JPEG XL with the pure-Rust `jxl-oxide`.
 //!
 //! The rules these decoders share with the rest of photoshield:
 //! - the display transform is the container's (`irot`/`imir` in HEIF, the codestream's
@@ -68,6 +69,435 @@ pub fn decode_heic(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
         high_bit_depth,
         icc_dropped: false,
     })
+}
+
+/// Decodes the primary image of an AVIF file, upright: one AV1 image or a grid of them, with
+/// its alpha plane when it has one.
+#[cfg(feature = "avif")]
+pub fn decode_avif(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
+    let format = Format::Avif;
+    let heif = Heif::parse(bytes).map_err(|e| fail(format, e))?;
+    let (w, h) = heif.check_size(limits.max_pixels).map_err(|e| fail(format, e))?;
+    check_limits(format, w as u64, h as u64, limits)?;
+    let primary = heif
+        .item(heif.primary)
+        .expect("Heif::parse checks the primary item");
+    let alpha = heif.items.iter().find(|i| {
+        i.aux_type
+            .as_deref()
+            .is_some_and(|t| t.contains(":alpha") || t.ends_with(":auxid:1"))
+            && heif.references_from(b"auxl", i.id).any(|to| to == heif.primary)
+    });
+    let layout = if alpha.is_some() {
+        Layout::Rgba8
+    } else {
+        Layout::Rgb8
+    };
+    let channels = layout.channels();
+    let mut decoder = crate::av1::Decoder::new(limits.max_pixels).map_err(|e| fail(format, e))?;
+    let mut data = crate::pixels::image_buffer(w as usize * h as usize * channels);
+    let canvas = Canvas {
+        data: &mut data,
+        width: w,
+        height: h,
+        channels,
+    };
+    let mut canvas = canvas;
+    let colour = primary.nclx;
+    let colour_bits = paint(
+        &heif,
+        bytes,
+        primary,
+        &mut decoder,
+        &mut canvas,
+        &mut |picture, canvas, x0, y0| colour_to_rgb(picture, colour, canvas, x0, y0),
+    )
+    .map_err(|e| fail(format, e))?;
+    let mut high_bit_depth = colour_bits > 8;
+    if let Some(alpha) = alpha {
+        // The alpha plane is an image of its own, of the same size (or a grid of the same shape).
+        let bits = paint(
+            &heif,
+            bytes,
+            alpha,
+            &mut decoder,
+            &mut canvas,
+            &mut alpha_to_canvas,
+        )
+        .map_err(|e| fail(format, format!("alpha plane: {e}")))?;
+        high_bit_depth |= bits > 8;
+        if heif
+            .references_from(b"prem", heif.primary)
+            .any(|to| to == alpha.id)
+        {
+            unpremultiply(&mut data);
+        }
+    }
+    let pixels = Pixels::new(w, h, layout, data);
+    let pixels = crate::orient::apply(pixels, heif_orientation(heif.rotation, heif.mirror));
+    let icc = match (&primary.icc, primary.nclx) {
+        (Some(range), _) => bytes.get(range.clone()).map(<[u8]>::to_vec),
+        (None, Some(nclx)) => nclx_profile(nclx),
+        (None, None) => None,
+    };
+    Ok(Decoded {
+        pixels,
+        format,
+        // irot/imir are in the pixels already; an EXIF Orientation repeats them.
+        orientation: Orientation::NoTransforms,
+        icc,
+        exif: heif.exif(bytes),
+        frames: None,
+        high_bit_depth,
+        icc_dropped: false,
+    })
+}
+
+/// The output picture that decoded AV1 images (whole, or a grid's tiles) are painted into.
+#[cfg(feature = "avif")]
+struct Canvas<'a> {
+    data: &'a mut [u8],
+    width: u32,
+    height: u32,
+    channels: usize,
+}
+
+/// Decodes `item` (an `av01` image or a `grid` of them) and hands each picture to `put` with the
+/// position of its top-left corner on the canvas. Returns the pictures' bit depth.
+#[cfg(feature = "avif")]
+fn paint(
+    heif: &Heif,
+    bytes: &[u8],
+    item: &isobmff::Item,
+    decoder: &mut crate::av1::Decoder,
+    canvas: &mut Canvas,
+    put: &mut dyn FnMut(&crate::av1::Picture, &mut Canvas, u32, u32),
+) -> std::result::Result<u32, String> {
+    let data = |item: &isobmff::Item| {
+        heif.item_data(bytes, item)
+            .ok_or_else(|| format!("item {} has no data in the file", item.id))
+    };
+    let decode = |decoder: &mut crate::av1::Decoder, item: &isobmff::Item| {
+        let picture = decoder.decode(&data(item)?)?;
+        match item.size {
+            Some(size) if size != (picture.width(), picture.height()) => Err(format!(
+                "item {} declares {}x{} pixels but holds {}x{}",
+                item.id,
+                size.0,
+                size.1,
+                picture.width(),
+                picture.height()
+            )),
+            _ => Ok(picture),
+        }
+    };
+    match &item.kind {
+        b"av01" => {
+            let picture = decode(decoder, item)?;
+            if (picture.width(), picture.height()) != (canvas.width, canvas.height) {
+                return Err(format!(
+                    "the image is {}x{} but the file declares {}x{}",
+                    picture.width(),
+                    picture.height(),
+                    canvas.width,
+                    canvas.height
+                ));
+            }
+            put(&picture, canvas, 0, 0);
+            Ok(picture.bit_depth())
+        }
+        b"grid" => {
+            let grid = Grid::parse(&data(item)?)?;
+            if (grid.width, grid.height) != (canvas.width, canvas.height) {
+                return Err(format!(
+                    "the grid is {}x{} but the file declares {}x{}",
+                    grid.width, grid.height, canvas.width, canvas.height
+                ));
+            }
+            let tiles: Vec<u32> = heif.references_from(b"dimg", item.id).collect();
+            if tiles.len() != grid.rows as usize * grid.columns as usize {
+                return Err(format!(
+                    "the grid has {} tiles for {} rows and {} columns",
+                    tiles.len(),
+                    grid.rows,
+                    grid.columns
+                ));
+            }
+            let mut tile_size = None;
+            let mut bits = 8;
+            for (index, id) in tiles.into_iter().enumerate() {
+                let tile = heif
+                    .item(id)
+                    .ok_or_else(|| format!("the grid's tile {id} is not in the file"))?;
+                if &tile.kind != b"av01" {
+                    return Err(format!("the grid's tile {id} is not an AV1 image"));
+                }
+                let picture = decode(decoder, tile)?;
+                let size = (picture.width(), picture.height());
+                // Every tile has the first one's size, and together they cover the canvas.
+                let (tw, th) = *tile_size.get_or_insert(size);
+                let covered = (tw as u64 * grid.columns as u64, th as u64 * grid.rows as u64);
+                if size != (tw, th) || covered.0 < canvas.width as u64 || covered.1 < canvas.height as u64 {
+                    return Err("the grid's tiles do not cover the image evenly".into());
+                }
+                let (row, column) = (index as u32 / grid.columns, index as u32 % grid.columns);
+                put(&picture, canvas, column * tw, row * th);
+                bits = picture.bit_depth();
+            }
+            Ok(bits)
+        }
+        other => Err(format!(
+            "the image is a '{}' item, not AV1",
+            String::from_utf8_lossy(other)
+        )),
+    }
+}
+
+/// A HEIF `grid` item: how many tiles across and down, and the size of the picture they make.
+#[cfg(feature = "avif")]
+struct Grid {
+    rows: u32,
+    columns: u32,
+    width: u32,
+    height: u32,
+}
+
+#[cfg(feature = "avif")]
+impl Grid {
+    fn parse(data: &[u8]) -> std::result::Result<Grid, String> {
+        let bad = || "the grid's description is truncated or corrupt".to_string();
+        let (&version, &flags) = (data.first().ok_or_else(bad)?, data.get(1).ok_or_else(bad)?);
+        if version != 0 {
+            return Err(format!("grid version {version} is not known"));
+        }
+        let field = |at: usize| -> std::result::Result<u32, String> {
+            if flags & 1 == 1 {
+                let b = data.get(4 + at * 4..8 + at * 4).ok_or_else(bad)?;
+                Ok(u32::from_be_bytes(b.try_into().expect("4 bytes")))
+            } else {
+                let b = data.get(4 + at * 2..6 + at * 2).ok_or_else(bad)?;
+                Ok(u16::from_be_bytes(b.try_into().expect("2 bytes")) as u32)
+            }
+        };
+        Ok(Grid {
+            rows: *data.get(2).ok_or_else(bad)? as u32 + 1,
+            columns: *data.get(3).ok_or_else(bad)? as u32 + 1,
+            width: field(0)?,
+            height: field(1)?,
+        })
+    }
+}
+
+/// The YCbCr-to-RGB weights of an H.273 matrix: (Kr, Kb), or None for identity (GBR).
+#[cfg(feature = "avif")]
+fn luma_weights(matrix: u32) -> Option<(f32, f32)> {
+    match matrix {
+        0 => None,
+        1 => Some((0.2126, 0.0722)),
+        4 => Some((0.30, 0.11)),
+        7 => Some((0.212, 0.087)),
+        9 | 10 => Some((0.2627, 0.0593)),
+        // BT.601 (5, 6), and what libavif and libheif assume when it is unspecified (2).
+        _ => Some((0.299, 0.114)),
+    }
+}
+
+/// Writes an AV1 picture's colour into the canvas at (x0, y0), converted to 8-bit RGB with the
+/// container's `nclx` signalling (the sequence header's when the container has none). Chroma is
+/// upsampled by repeating each sample, as libheif does.
+#[cfg(feature = "avif")]
+fn colour_to_rgb(
+    picture: &crate::av1::Picture,
+    nclx: Option<isobmff::Nclx>,
+    canvas: &mut Canvas,
+    x0: u32,
+    y0: u32,
+) {
+    use crate::av1::Chroma;
+    let (header_matrix, header_full) = picture.matrix_and_range();
+    let (matrix, full_range) = nclx.map_or((header_matrix, header_full), |n| (n.matrix as u32, n.full_range));
+    let max = ((1u32 << picture.bit_depth()) - 1) as f32;
+    let scale = (1u32 << (picture.bit_depth() - 8)) as f32;
+    // Normalised luma and chroma: y in 0..1, c in -0.5..0.5.
+    let (y_offset, y_scale, c_scale) = if full_range {
+        (0.0, 1.0 / max, 1.0 / max)
+    } else {
+        (16.0 * scale, 1.0 / (219.0 * scale), 1.0 / (224.0 * scale))
+    };
+    let c_offset = (1u32 << (picture.bit_depth() - 1)) as f32;
+    let chroma = picture.chroma();
+    let (sx, sy) = match chroma {
+        Chroma::Half => (1, 1),
+        Chroma::HalfWidth => (1, 0),
+        Chroma::Full | Chroma::None => (0, 0),
+    };
+    let weights = luma_weights(matrix);
+    let (width, height) = (
+        picture.width().min(canvas.width.saturating_sub(x0)),
+        picture.height().min(canvas.height.saturating_sub(y0)),
+    );
+    let (mut luma, mut cb, mut cr) = (Vec::new(), Vec::new(), Vec::new());
+    let channels = canvas.channels;
+    let row_bytes = canvas.width as usize * channels;
+    for y in 0..height {
+        picture.row(0, y, &mut luma);
+        if chroma != Chroma::None {
+            picture.row(1, y >> sy, &mut cb);
+            picture.row(2, y >> sy, &mut cr);
+        }
+        let start = (y0 + y) as usize * row_bytes + x0 as usize * channels;
+        let out = &mut canvas.data[start..start + width as usize * channels];
+        for (x, px) in out.chunks_exact_mut(channels).enumerate() {
+            let yv = (luma[x] as f32 - y_offset) * y_scale;
+            let (u, v) = if chroma == Chroma::None {
+                (0.0, 0.0)
+            } else {
+                let cx = x >> sx;
+                (
+                    (cb[cx] as f32 - c_offset) * c_scale,
+                    (cr[cx] as f32 - c_offset) * c_scale,
+                )
+            };
+            let (r, g, b) = match weights {
+                // Identity: the planes are G, B and R.
+                None if chroma != Chroma::None => (
+                    (cr[x >> sx] as f32 - y_offset) * y_scale,
+                    yv,
+                    (cb[x >> sx] as f32 - y_offset) * y_scale,
+                ),
+                None => (yv, yv, yv),
+                Some((kr, kb)) => {
+                    let kg = 1.0 - kr - kb;
+                    let r = yv + (2.0 - 2.0 * kr) * v;
+                    let b = yv + (2.0 - 2.0 * kb) * u;
+                    let g = yv - (kr * (2.0 - 2.0 * kr) * v + kb * (2.0 - 2.0 * kb) * u) / kg;
+                    (r, g, b)
+                }
+            };
+            px[0] = to_u8(r);
+            px[1] = to_u8(g);
+            px[2] = to_u8(b);
+            if channels == 4 {
+                px[3] = 255;
+            }
+        }
+    }
+}
+
+/// Writes an AV1 alpha picture's luma into the canvas's fourth channel at (x0, y0).
+#[cfg(feature = "avif")]
+fn alpha_to_canvas(picture: &crate::av1::Picture, canvas: &mut Canvas, x0: u32, y0: u32) {
+    let (_, full_range) = picture.matrix_and_range();
+    let max = ((1u32 << picture.bit_depth()) - 1) as f32;
+    let scale = (1u32 << (picture.bit_depth() - 8)) as f32;
+    let (offset, range) = if full_range {
+        (0.0, max)
+    } else {
+        (16.0 * scale, 219.0 * scale)
+    };
+    let (width, height) = (
+        picture.width().min(canvas.width.saturating_sub(x0)),
+        picture.height().min(canvas.height.saturating_sub(y0)),
+    );
+    let mut row = Vec::new();
+    let row_bytes = canvas.width as usize * canvas.channels;
+    for y in 0..height {
+        picture.row(0, y, &mut row);
+        let start = (y0 + y) as usize * row_bytes + x0 as usize * canvas.channels;
+        let out = &mut canvas.data[start..start + width as usize * canvas.channels];
+        for (px, &a) in out.chunks_exact_mut(canvas.channels).zip(&row) {
+            px[3] = to_u8((a as f32 - offset) / range);
+        }
+    }
+}
+
+#[cfg(feature = "avif")]
+fn to_u8(v: f32) -> u8 {
+    (v * 255.0).round().clamp(0.0, 255.0) as u8
+}
+
+/// Divides premultiplied colour by its alpha (a `prem` reference).
+#[cfg(feature = "avif")]
+fn unpremultiply(rgba: &mut [u8]) {
+    for px in rgba.chunks_exact_mut(4) {
+        let a = px[3] as u32;
+        if a > 0 && a < 255 {
+            for c in &mut px[..3] {
+                *c = ((*c as u32 * 255 + a / 2) / a).min(255) as u8;
+            }
+        }
+    }
+}
+
+/// The display transform of a HEIF image as an EXIF orientation: `irot` (quarter turns
+/// anticlockwise) first, then `imir` (0: top and bottom swap; 1: left and right swap, as libheif
+/// and libavif read it).
+#[cfg(feature = "avif")]
+fn heif_orientation(rotation: u8, mirror: Option<u8>) -> Orientation {
+    use Orientation::*;
+    let turned = match rotation & 3 {
+        0 => NoTransforms,
+        1 => Rotate270,
+        2 => Rotate180,
+        _ => Rotate90,
+    };
+    match (turned, mirror) {
+        (turned, None) => turned,
+        // Left and right swap after the turn.
+        (NoTransforms, Some(1)) => FlipHorizontal,
+        (Rotate90, Some(1)) => Rotate90FlipH,
+        (Rotate180, Some(1)) => FlipVertical,
+        (_, Some(1)) => Rotate270FlipH,
+        // Top and bottom swap: the same as left and right after half a turn more.
+        (NoTransforms, Some(_)) => FlipVertical,
+        (Rotate90, Some(_)) => Rotate270FlipH,
+        (Rotate180, Some(_)) => FlipHorizontal,
+        (_, Some(_)) => Rotate90FlipH,
+    }
+}
+
+/// An ICC profile for `nclx` signalling other than sRGB (Display P3, BT.2020, PQ, HLG), so that
+/// the colours still look right once the signalling is gone; None for sRGB and what cannot be
+/// described.
+#[cfg(feature = "avif")]
+fn nclx_profile(nclx: isobmff::Nclx) -> Option<Vec<u8>> {
+    use jxl_oxide::color::{
+        ColourSpace, EnumColourEncoding, Primaries, RenderingIntent, TransferFunction, WhitePoint,
+    };
+    let (primaries, white_point) = match nclx.primaries {
+        1 | 2 => (Primaries::Srgb, WhitePoint::D65),
+        9 => (Primaries::Bt2100, WhitePoint::D65),
+        11 => (Primaries::P3, WhitePoint::Dci),
+        12 => (Primaries::P3, WhitePoint::D65),
+        _ => return None,
+    };
+    let tf = match nclx.transfer {
+        13 | 2 => TransferFunction::Srgb,
+        1 | 6 | 14 | 15 => TransferFunction::Bt709,
+        8 => TransferFunction::Linear,
+        16 => TransferFunction::Pq,
+        18 => TransferFunction::Hlg,
+        4 => TransferFunction::Gamma {
+            g: 22_000_000,
+            inverted: true,
+        },
+        _ => return None,
+    };
+    if primaries == Primaries::Srgb && matches!(tf, TransferFunction::Srgb) {
+        return None;
+    }
+    let encoding = EnumColourEncoding {
+        colour_space: ColourSpace::Rgb,
+        white_point,
+        primaries,
+        tf,
+        rendering_intent: RenderingIntent::Relative,
+    };
+    Some(
+        jxl_oxide::ColorEncodingWithProfile::new(encoding)
+            .icc_profile()
+            .to_vec(),
+    )
 }
 
 /// Decodes a JPEG XL file (bare codestream or container), upright, its first frame.

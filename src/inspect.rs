@@ -102,7 +102,7 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspection> {
         Format::Png => inspect_png(bytes, &mut ins),
         Format::WebP => inspect_webp(bytes, &mut ins),
         Format::Tiff => inspect_exif(bytes, &mut ins, None),
-        Format::Heif | Format::Jxl => inspect_boxes(bytes, format, &mut ins),
+        Format::Heif | Format::Avif | Format::Jxl => inspect_boxes(bytes, format, &mut ins),
         Format::Gif => inspect_gif(bytes, &mut ins),
     }
     report_orientation(bytes, format, &mut ins);
@@ -207,7 +207,7 @@ fn inspect_isobmff(bytes: &[u8], what: &str) -> Inspection {
 fn inspect_boxes(bytes: &[u8], format: Format, ins: &mut Inspection) {
     use crate::container::isobmff;
     let parts = match format {
-        Format::Heif => isobmff::heif_parts(bytes),
+        Format::Heif | Format::Avif => isobmff::heif_parts(bytes),
         _ => isobmff::jxl_parts(bytes),
     };
     for part in parts {

@@ -34,6 +34,8 @@
 //! With neither, the library builds for `wasm32-unknown-unknown` with no C code, as the web
 //! page under `web/` uses it; WebP is then written lossless.
 
+#[cfg(feature = "avif")]
+mod av1;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod batch;
 pub mod codec;

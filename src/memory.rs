@@ -34,6 +34,8 @@ pub fn estimate(bytes: &[u8], format: Format, options: &Options) -> Option<u64> 
             Format::Gif => 6,
             Format::Tiff => 10,
             Format::Heif | Format::Jxl => 16,
+            // One tile's planes (16-bit samples, widened rows), the canvas is `d`.
+            Format::Avif => 4,
         };
     // After decoding: the largest stage holds one more picture-sized buffer (a quarter turn, the
     // resize's destination), the watermark's layers (mask, colour and coverage: up to 2·d + px
@@ -69,7 +71,7 @@ fn has_alpha(bytes: &[u8], format: Format) -> bool {
             b"VP8L" => crate::container::riff::vp8l_has_alpha(c.data),
             _ => false,
         }),
-        Format::Gif | Format::Tiff | Format::Heif | Format::Jxl => true,
+        Format::Gif | Format::Tiff | Format::Heif | Format::Avif | Format::Jxl => true,
     }
 }
 

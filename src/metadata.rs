@@ -88,7 +88,7 @@ pub fn exif_block(bytes: &[u8], format: Format) -> Option<&[u8]> {
         Format::Tiff => Some(bytes),
         Format::Jxl => crate::container::isobmff::jxl_exif_slice(bytes),
         // A HEIF's EXIF is an item (read by the decoder, `Heif::exif`), not a slice.
-        Format::Gif | Format::Heif => None,
+        Format::Gif | Format::Heif | Format::Avif => None,
     }
 }
 
@@ -112,7 +112,7 @@ pub fn tiff_orientation(tiff: &[u8]) -> Option<u8> {
 pub fn orientation(bytes: &[u8], format: Format) -> u8 {
     // HEIF (`irot`/`imir`) and JPEG XL (the codestream) carry their own display transform; an
     // EXIF Orientation inside them repeats it and never counts (the double-rotation bug).
-    if matches!(format, Format::Heif | Format::Jxl) {
+    if matches!(format, Format::Heif | Format::Avif | Format::Jxl) {
         return 1;
     }
     exif_block(bytes, format).and_then(tiff_orientation).unwrap_or(1)
@@ -240,9 +240,9 @@ pub fn scan(bytes: &[u8], format: Format) -> Vec<Found> {
             }
         }
         Format::Tiff => pieces.push((Kind::TiffTags, 0)),
-        Format::Heif | Format::Jxl => {
+        Format::Heif | Format::Avif | Format::Jxl => {
             let parts = match format {
-                Format::Heif => crate::container::isobmff::heif_parts(bytes),
+                Format::Heif | Format::Avif => crate::container::isobmff::heif_parts(bytes),
                 _ => crate::container::isobmff::jxl_parts(bytes),
             };
             pieces.extend(parts.into_iter().map(|p| (p.kind, p.bytes as usize)));

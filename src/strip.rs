@@ -258,6 +258,9 @@ pub fn strip_and_scan<'a>(
         Format::Heif => Err(Error::Unsupported(
             "lossless strip does not rewrite HEIC (its metadata and extra images are items whose offsets would all move); use `protect`, which writes a clean JPEG",
         )),
+        Format::Avif => Err(Error::Unsupported(
+            "lossless strip does not rewrite AVIF (its metadata and extra images are items whose offsets would all move); use `protect`, which writes a clean JPEG",
+        )),
         Format::Tiff | Format::Gif => Err(Error::Unsupported(
             "lossless strip reads JPEG, PNG, WebP and JPEG XL; use `protect` for TIFF and GIF (re-encoded as PNG)",
         )),

@@ -1,7 +1,9 @@
-//! HEIC and JPEG XL in, camera RAW refused by content, broken files refused in one line.
+//! HEIC, AVIF and JPEG XL in, camera RAW refused by content, broken files refused in one line.
 //!
 //! The corpus photos (../shared/corpus) are checked against independent reference decoders:
-//! Debian's `heif-convert` (libheif-examples) for HEIC and `djxl` (libjxl-tools) for JPEG XL.
+//! Debian's `heif-convert` (libheif-examples) for HEIC and AVIF and `djxl` (libjxl-tools) for
+//! JPEG XL. AVIFs of every kind are made by `avifenc` (libavif-bin), a second independent
+//! implementation, and decoded by both photoshield and `heif-convert`.
 //! Without the corpus or those tools the corpus tests are skipped on a plain clone, saying so;
 //! with `CI` set they fail instead, because CI installs them.
 
@@ -21,6 +23,7 @@ const HEICS: [&str; 3] = [
     "Samsung_S22_motionphoto_gps.heic",
 ];
 const JXL: &str = "mat2_dirty_xmp.jxl";
+const AVIF: &str = "mat2_dirty_xmp.avif";
 const LIMITS: DecodeLimits = DecodeLimits {
     max_pixels: 100_000_000,
 };
@@ -52,6 +55,30 @@ fn corpus_with(tools: &[&str]) -> Option<PathBuf> {
     }
     common::skip(&format!("{why}; the HEIC/JPEG XL corpus tests did not run"));
     None
+}
+
+/// True when every tool in `tools` is on PATH; otherwise the test is skipped on a plain machine
+/// (saying so) and fails under CI, which installs them.
+fn have_tools(tools: &[&str]) -> bool {
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| {
+            Process::new("sh")
+                .arg("-c")
+                .arg(format!("command -v {t}"))
+                .output()
+                .map_or(true, |o| !o.status.success())
+        })
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    common::skip(&format!(
+        "{} not installed (apt-get install libavif-bin libheif-examples); the AVIF checks did not run",
+        missing.join(", ")
+    ));
+    false
 }
 
 /// The reference decoder's RGB for `file`.
@@ -95,12 +122,12 @@ fn rgb(decoded: &codec::Decoded) -> Vec<u8> {
 }
 
 #[test]
-fn corpus_heic_and_jxl_decode_within_45_db_of_the_reference_decoders_upright() {
+fn corpus_heic_avif_and_jxl_decode_within_45_db_of_the_reference_decoders_upright() {
     let Some(corpus) = corpus_with(&["heif-convert", "djxl"]) else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    for name in HEICS.iter().chain([&JXL]) {
+    for name in HEICS.iter().chain([&JXL, &AVIF]) {
         let path = corpus.join(name);
         let bytes = fs::read(&path).unwrap();
         let format = photoshield::format::sniff(&bytes).unwrap();
@@ -172,8 +199,9 @@ fn iphone_heic_is_turned_by_irot_once_never_again_by_its_exif_orientation() {
     );
 }
 
-/// A folder straight from a phone: HEIC, JPEG, PNG. One run, no refusal, JPEG out for HEIC and
-/// JPEG XL, colour profile kept, nothing identifying left (our scanner and exiftool), the
+/// A folder straight from a phone: HEIC, JPEG, PNG (and an AVIF and a JPEG XL from the web). One
+/// run, no refusal, JPEG out for HEIC, AVIF and JPEG XL, colour profile kept, nothing
+/// identifying left (our scanner and exiftool), the
 /// capture year read from the HEIC's EXIF item for the notice.
 #[test]
 fn phone_folder_protects_in_one_run_clean_with_colours_and_dates() {
@@ -189,6 +217,10 @@ fn phone_folder_protects_in_one_run_clean_with_colours_and_dates() {
     {
         fs::copy(corpus.join(name), input.join(name)).unwrap();
     }
+    // The AVIF shares the JPEG XL's name: in a folder of its own, as the two would both be
+    // written as mat2_dirty_xmp.jpg (the batch refuses a second input writing one output).
+    fs::create_dir(input.join("web")).unwrap();
+    fs::copy(corpus.join(AVIF), input.join("web").join(AVIF)).unwrap();
     let out = tmp.path().join("out");
     let assert = Command::cargo_bin("photoshield")
         .unwrap()
@@ -209,7 +241,7 @@ fn phone_folder_protects_in_one_run_clean_with_colours_and_dates() {
         ("Apple_iPhone13ProMax_orient6", "2022"),
         ("Samsung_S22_motionphoto_gps", "2023"),
     ];
-    for name in HEICS.iter().chain([&JXL]) {
+    for name in HEICS.iter().chain([&JXL, &AVIF]) {
         let r = records
             .iter()
             .find(|r| r["input"].as_str().is_some_and(|i| i.ends_with(name)))
@@ -221,7 +253,7 @@ fn phone_folder_protects_in_one_run_clean_with_colours_and_dates() {
         assert_eq!(photoshield::format::sniff(&bytes).unwrap(), Format::Jpeg);
         let left = photoshield::metadata::scan(&bytes, Format::Jpeg);
         let has_icc = left.iter().any(|f| f.kind == photoshield::metadata::Kind::Icc);
-        // The iPhones' Display P3 profile is kept; the Samsung and JPEG XL files carry none.
+        // The iPhones' Display P3 profile is kept; the Samsung, JPEG XL and AVIF files carry none.
         assert_eq!(has_icc, name.starts_with("Apple"), "{name}: {left:?}");
         if let Some((_, year)) = years.iter().find(|(n, _)| name.starts_with(n)) {
             let text = String::from_utf8_lossy(&bytes);
@@ -239,7 +271,7 @@ fn phone_folder_protects_in_one_run_clean_with_colours_and_dates() {
         .unwrap();
     let report = String::from_utf8_lossy(&run.stdout);
     assert!(
-        run.status.success() && report.contains("6 files, 0 with leaks"),
+        run.status.success() && report.contains("7 files, 0 with leaks"),
         "{report}"
     );
 }
@@ -514,6 +546,23 @@ fn broken_and_hostile_files_get_one_line_errors_before_any_large_allocation() {
         err.contains("tiles claim") && err.contains("over the limit"),
         "{err}"
     );
+    // The same grid in an AVIF: refused by the same walk before the AV1 decoder starts.
+    if cfg!(feature = "avif") {
+        let mut avif = grid.clone();
+        let at = avif
+            .windows(16)
+            .position(|w| w == b"heic\0\0\0\0mif1heic")
+            .unwrap();
+        avif[at..at + 16].copy_from_slice(b"avif\0\0\0\0mif1avif");
+        assert_eq!(photoshield::format::sniff(&avif).unwrap(), Format::Avif);
+        let err = codec::decode(&avif, Format::Avif, limits)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("tiles claim") && err.contains("over the limit"),
+            "{err}"
+        );
+    }
     // 100000 x 100000 declared in a JPEG XL header.
     let huge = jxl_header(100_000, 100_000);
     assert_eq!(photoshield::format::sniff(&huge).unwrap(), Format::Jxl);
@@ -528,7 +577,7 @@ fn broken_and_hostile_files_get_one_line_errors_before_any_large_allocation() {
         common::skip("../shared/corpus not found; truncated corpus files not tried");
         return;
     };
-    for name in HEICS.iter().chain([&JXL]) {
+    for name in HEICS.iter().chain([&JXL, &AVIF]) {
         let bytes = fs::read(corpus.join(name)).unwrap();
         // Cut at 40 points spread over the file, and at every byte of the first 64.
         let cuts = (0..40).map(|k| bytes.len() * k / 40).chain(0..64);
@@ -560,11 +609,11 @@ fn broken_and_hostile_files_get_one_line_errors_before_any_large_allocation() {
     assert!(err.contains("past the end of the file"), "{err}");
 }
 
-/// Random mutations of the corpus HEIC and JPEG XL (bytes flipped, runs zeroed, lengths
+/// Random mutations of the corpus HEIC, AVIF and JPEG XL (bytes flipped, runs zeroed, lengths
 /// changed): every decode ends in pixels or an error, never a panic. The same code runs
 /// unbounded in the `formats` fuzz target.
 #[test]
-fn mutated_heic_and_jxl_never_panic() {
+fn mutated_heic_avif_and_jxl_never_panic() {
     let Some(corpus) = common::corpus_dir() else {
         common::skip("../shared/corpus not found");
         return;
@@ -580,7 +629,7 @@ fn mutated_heic_and_jxl_never_panic() {
         state
     };
     // The smaller files keep this quick; the header region is where the walkers work.
-    for name in ["Apple_iPhone11ProMax_gps.heic", JXL] {
+    for name in ["Apple_iPhone11ProMax_gps.heic", JXL, AVIF] {
         let original = fs::read(corpus.join(name)).unwrap();
         for round in 0..24 {
             let mut bytes = original.clone();
@@ -603,5 +652,123 @@ fn mutated_heic_and_jxl_never_panic() {
             });
             assert!(result.is_ok(), "{name} mutation round {round} panicked");
         }
+    }
+}
+
+/// Encodes `rgba` (w x h) as AVIF with `avifenc` and the given options.
+fn avifenc(rgba: &[u8], w: u32, h: u32, args: &[&str], tmp: &Path, name: &str) -> PathBuf {
+    let png = tmp.join(format!("{name}.png"));
+    image::RgbaImage::from_raw(w, h, rgba.to_vec())
+        .unwrap()
+        .save(&png)
+        .unwrap();
+    let out = tmp.join(format!("{name}.avif"));
+    let run = Process::new("avifenc")
+        .args(["-s", "10", "--min", "8", "--max", "16"])
+        .args(args)
+        .arg(&png)
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "avifenc {args:?}: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    out
+}
+
+/// Every kind of AVIF that cameras, phones and web tools write: 4:2:0, 4:2:2, 4:4:4 and
+/// monochrome; 10 and 12 bits; studio range; a grid of tiles; alpha (also in a grid); every
+/// `irot`/`imir`; BT.709, BT.601, identity matrices and Display P3. Made by libavif, decoded by
+/// photoshield (rav1d) and by libheif: the same size (so the same turn), within 45 dB, alpha kept.
+#[test]
+fn avif_of_every_kind_decodes_within_45_db_of_libheif_upright() {
+    if !have_tools(&["avifenc", "heif-convert"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // Not square, so that a quarter turn shows in the size; 2x2 tiles of 128x96.
+    let (w, h) = (256, 192);
+    let photo = common::landscape(w, h, 7);
+    let opaque: Vec<u8> = photo.chunks(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect();
+    let translucent: Vec<u8> = photo
+        .chunks(3)
+        .enumerate()
+        .flat_map(|(i, p)| [p[0], p[1], p[2], (i as u32 % w * 255 / w) as u8])
+        .collect();
+    let cases: &[(&str, &[&str], bool)] = &[
+        ("yuv420", &["-y", "420"], false),
+        ("yuv422", &["-y", "422"], false),
+        ("yuv444", &["-y", "444"], false),
+        ("mono", &["-y", "400"], false),
+        ("10bit", &["-d", "10", "-y", "420"], false),
+        ("12bit", &["-d", "12", "-y", "444"], false),
+        ("limited", &["-r", "limited", "-y", "420"], false),
+        ("grid", &["-g", "2x2", "-y", "420"], false),
+        ("alpha", &["-y", "420"], true),
+        ("alpha-grid", &["-g", "2x2", "-y", "444"], true),
+        ("irot1", &["--irot", "1"], false),
+        ("irot2-imir0", &["--irot", "2", "--imir", "0"], false),
+        ("irot3-imir1", &["--irot", "3", "--imir", "1"], false),
+        ("imir0", &["--imir", "0"], false),
+        ("imir1", &["--imir", "1"], false),
+        ("bt709", &["--cicp", "1/13/1", "-y", "420"], false),
+        ("bt601", &["--cicp", "1/13/6", "-y", "420"], false),
+        ("identity", &["--cicp", "1/13/0", "-y", "444"], false),
+        ("p3", &["--cicp", "12/13/6", "-y", "420"], false),
+    ];
+    for &(name, args, alpha) in cases {
+        let source = if alpha { &translucent } else { &opaque };
+        let file = avifenc(source, w, h, args, tmp.path(), name);
+        let bytes = fs::read(&file).unwrap();
+        assert_eq!(
+            photoshield::format::sniff(&bytes).unwrap(),
+            Format::Avif,
+            "{name}"
+        );
+        let decoded = codec::decode(&bytes, Format::Avif, LIMITS).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let reference_png = tmp.path().join(format!("{name}.ref.png"));
+        let run = Process::new("heif-convert")
+            .arg(&file)
+            .arg(&reference_png)
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "heif-convert {name}: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let want = image::open(&reference_png).unwrap().into_rgba8();
+        assert_eq!(
+            (decoded.pixels.width, decoded.pixels.height),
+            want.dimensions(),
+            "{name}: same size as libheif's, so the same turn"
+        );
+        let want_rgb: Vec<u8> = want.as_raw().chunks(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
+        let db = psnr(&rgb(&decoded), &want_rgb);
+        common::figures(&format!("AVIF {name}: {db:.1} dB PSNR against libheif"));
+        assert!(db >= 45.0, "{name}: {db:.1} dB");
+        // A half turn or a mirror keeps the size: the PSNR above is what shows it was right.
+        assert_eq!(
+            decoded.high_bit_depth,
+            args.contains(&"10") || args.contains(&"12"),
+            "{name}"
+        );
+        if alpha {
+            assert_eq!(decoded.pixels.layout, photoshield::Layout::Rgba8, "{name}");
+            let ours: Vec<u8> = decoded.pixels.data.chunks(4).map(|p| p[3]).collect();
+            let theirs: Vec<u8> = want.as_raw().chunks(4).map(|p| p[3]).collect();
+            let db = psnr(&ours, &theirs);
+            assert!(db >= 45.0, "{name}: alpha {db:.1} dB");
+        } else {
+            assert_eq!(decoded.pixels.layout, photoshield::Layout::Rgb8, "{name}");
+        }
+        let profile = decoded.icc.is_some();
+        assert_eq!(
+            profile,
+            name == "p3",
+            "{name}: a profile only where the colours need one"
+        );
     }
 }

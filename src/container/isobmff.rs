@@ -166,6 +166,23 @@ pub struct Item {
     pub aux_type: Option<String>,
     /// Whether the item is hidden (flags bit 0 of `infe`).
     pub hidden: bool,
+    /// The file range of the ICC profile of a `colr` property (`prof` or `rICC`).
+    pub icc: Option<Range<usize>>,
+    /// The colour signalling of a `colr` property of type `nclx`.
+    pub nclx: Option<Nclx>,
+}
+
+/// A `colr` property of type `nclx`: the code points of ITU-T H.273 (as in AV1 and HEVC).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Nclx {
+    /// Colour primaries (1 BT.709/sRGB, 9 BT.2020, 12 Display P3, ...).
+    pub primaries: u16,
+    /// Transfer characteristics (13 sRGB, 1 BT.709, 16 PQ, 18 HLG, ...).
+    pub transfer: u16,
+    /// Matrix coefficients (0 identity, 1 BT.709, 5/6 BT.601, 9 BT.2020, ...).
+    pub matrix: u16,
+    /// Whether the samples use the full range rather than the studio range.
+    pub full_range: bool,
 }
 
 impl Item {
@@ -211,7 +228,7 @@ pub struct Heif {
     /// The body of the `idat` box, when there is one.
     pub idat: Option<Range<usize>>,
     /// The primary image's rotation in quarter turns anticlockwise (`irot`) and mirror (`imir`:
-    /// 0 about a vertical axis, 1 about a horizontal one).
+    /// 0 swaps top and bottom, 1 swaps left and right, as libheif and libavif read it).
     pub rotation: u8,
     pub mirror: Option<u8>,
 }
@@ -257,6 +274,7 @@ impl Heif {
         let children = boxes(bytes, meta.body.start + 4..meta.body.end)?;
         let mut properties: Vec<BoxRef> = Vec::new();
         let mut associations: Vec<(u32, Vec<u16>)> = Vec::new();
+        let mut locations = Vec::new();
         for child in &children {
             let body = &bytes[child.body.clone()];
             match &child.kind {
@@ -266,7 +284,7 @@ impl Heif {
                     heif.primary = if v == 0 { r.u16()? as u32 } else { r.u32()? };
                 }
                 b"iinf" => heif.items = parse_iinf(bytes, child)?,
-                b"iloc" => parse_iloc(body, &mut heif)?,
+                b"iloc" => locations = parse_iloc(body)?,
                 b"iref" => heif.references = parse_iref(body)?,
                 b"idat" => heif.idat = Some(child.body.clone()),
                 b"iprp" => {
@@ -282,6 +300,23 @@ impl Heif {
             }
         }
         heif.top = top;
+        for (id, in_idat, mut extents) in locations {
+            let Some(item) = heif.items.iter_mut().find(|i| i.id == id) else {
+                continue;
+            };
+            let end = if in_idat {
+                heif.idat.as_ref().map_or(0, |r| r.len())
+            } else {
+                bytes.len()
+            } as u64;
+            for e in &mut extents {
+                if e.end == u64::MAX {
+                    e.end = end.max(e.start);
+                }
+            }
+            item.extents = extents;
+            item.in_idat = in_idat;
+        }
         if !heif.items.iter().any(|i| i.id == heif.primary) {
             return Err(format!(
                 "the primary item {} is not in the item list",
@@ -304,6 +339,18 @@ impl Heif {
                     b"auxC" if body.len() > 4 => item.aux_type = Some(Reader::new(&body[4..], "auxC").cstr()),
                     b"irot" if id == heif.primary && !body.is_empty() => heif.rotation = body[0] & 3,
                     b"imir" if id == heif.primary && !body.is_empty() => heif.mirror = Some(body[0] & 1),
+                    b"colr" if body.len() >= 4 => match &body[0..4] {
+                        b"prof" | b"rICC" => item.icc = Some(prop.body.start + 4..prop.body.end),
+                        b"nclx" if body.len() >= 11 => {
+                            item.nclx = Some(Nclx {
+                                primaries: be16(body, 4),
+                                transfer: be16(body, 6),
+                                matrix: be16(body, 8),
+                                full_range: body[10] & 0x80 != 0,
+                            })
+                        }
+                        _ => {}
+                    },
                     _ => {}
                 }
             }
@@ -499,7 +546,10 @@ fn parse_iinf(bytes: &[u8], iinf: &BoxRef) -> Result<Vec<Item>, Error> {
     Ok(items)
 }
 
-fn parse_iloc(body: &[u8], heif: &mut Heif) -> Result<(), Error> {
+/// Where each item's data is: (item id, whether in `idat`, extents). An extent of length 0
+/// runs to the end of the file or of `idat`; the entries are matched to the items once the
+/// whole `meta` box is read (`iloc` may come before `iinf`).
+fn parse_iloc(body: &[u8]) -> Result<Vec<(u32, bool, Vec<Range<u64>>)>, Error> {
     let mut r = Reader::new(body, "iloc");
     let (v, _) = r.full()?;
     let sizes = r.u16()?;
@@ -514,6 +564,7 @@ fn parse_iloc(body: &[u8], heif: &mut Heif) -> Result<(), Error> {
         0
     };
     let count = if v < 2 { r.u16()? as u32 } else { r.u32()? };
+    let mut locations = Vec::new();
     for _ in 0..count {
         let id = if v < 2 { r.u16()? as u32 } else { r.u32()? };
         let method = if v == 1 || v == 2 { r.u16()? & 15 } else { 0 };
@@ -531,7 +582,10 @@ fn parse_iloc(body: &[u8], heif: &mut Heif) -> Result<(), Error> {
             let offset = r.uint(offset_size)?;
             let length = r.uint(length_size)?;
             let start = base.checked_add(offset).ok_or("'iloc' offset overflows")?;
-            let end = start.checked_add(length).ok_or("'iloc' length overflows")?;
+            let end = match length {
+                0 => u64::MAX, // to the end: resolved by the caller
+                _ => start.checked_add(length).ok_or("'iloc' length overflows")?,
+            };
             ranges.push(start..end);
         }
         if method > 1 {
@@ -539,12 +593,9 @@ fn parse_iloc(body: &[u8], heif: &mut Heif) -> Result<(), Error> {
                 "item {id} uses iloc construction method {method}, which is not supported"
             ));
         }
-        if let Some(item) = heif.items.iter_mut().find(|i| i.id == id) {
-            item.extents = ranges;
-            item.in_idat = method == 1;
-        }
+        locations.push((id, method == 1, ranges));
     }
-    Ok(())
+    Ok(locations)
 }
 
 fn parse_iref(body: &[u8]) -> Result<Vec<Reference>, Error> {
@@ -879,7 +930,6 @@ mod tests {
     fn an_iloc_count_the_box_cannot_hold_is_refused_without_allocating() {
         // Version 0, offset/length 4 bytes, one item with 65535 extents and no room for them.
         let body = [0, 0, 0, 0, 0x44, 0x00, 0, 1, 0, 1, 0, 0, 0xFF, 0xFF];
-        let mut heif = Heif::default();
-        assert_eq!(parse_iloc(&body, &mut heif).unwrap_err(), "truncated 'iloc' box");
+        assert_eq!(parse_iloc(&body).unwrap_err(), "truncated 'iloc' box");
     }
 }
