@@ -70,7 +70,7 @@ fn metadata_regressions() {
     }
 }
 
-/// The `formats` target: the HEIF/JPEG XL walkers, both decoders and the RAW test.
+/// The `formats` target: the HEIF/JPEG XL walkers, the three decoders and the RAW test.
 #[test]
 fn formats_regressions() {
     use photoshield::codec::DecodeLimits;
@@ -82,12 +82,18 @@ fn formats_regressions() {
         let _ = photoshield::container::isobmff::jxl_parts(&data);
         let _ = photoshield::container::tiff::camera_raw(&data);
         let heic = photoshield::heif::decode_heic(&data, limits);
+        let avif = photoshield::heif::decode_avif(&data, limits);
         let jxl = photoshield::heif::decode_jxl(&data, limits);
-        // The seeds are real files (heif-enc, cjxl) and must decode.
+        // The seeds are real files (heif-enc, avifenc, cjxl) and must decode, upright.
         if name.starts_with("seed_") {
-            let decoded = if name.ends_with(".heic") { heic } else { jxl };
+            let decoded = match name.rsplit('.').next() {
+                Some("heic") => heic,
+                Some("avif") => avif,
+                _ => jxl,
+            };
             let px = decoded.unwrap_or_else(|e| panic!("{name}: {e}")).pixels;
-            assert_eq!((px.width, px.height), (64, 48), "{name}");
+            let size = if name.contains("irot") { (96, 128) } else { (64, 48) };
+            assert_eq!((px.width, px.height), size, "{name}");
         }
     }
 }
