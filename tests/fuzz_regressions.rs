@@ -92,7 +92,11 @@ fn formats_regressions() {
                 _ => jxl,
             };
             let px = decoded.unwrap_or_else(|e| panic!("{name}: {e}")).pixels;
-            let size = if name.contains("irot") { (96, 128) } else { (64, 48) };
+            let size = if name.contains("irot") {
+                (96, 128)
+            } else {
+                (64, 48)
+            };
             assert_eq!((px.width, px.height), size, "{name}");
         }
     }
