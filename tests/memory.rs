@@ -324,7 +324,8 @@ fn large_pictures_stay_within_twice_their_decoded_size() {
 
 /// The estimate is an upper bound on what a run takes, for photo-sized files of every format
 /// and the options that add buffers (a tiled watermark, WebP and PNG output, a quarter turn,
-/// perturbation and the mark), and for the corpus's HEIC, JPEG XL and progressive JPEG.
+/// perturbation and the mark), for 24-megapixel AVIFs (whole and a grid), and for the corpus's
+/// HEIC, JPEG XL and progressive JPEG.
 #[test]
 fn the_estimate_bounds_real_runs() {
     if !have_gnu_time() {
@@ -364,6 +365,23 @@ fn the_estimate_bounds_real_runs() {
         .iter()
         .map(|n| d.join(n))
         .collect();
+    // AVIF from the same pixels (libavif's avifenc, which CI installs): one 24-megapixel AV1
+    // image with its alpha plane, and a 3x2 grid of them.
+    for (name, extra) in [("whole.avif", &[][..]), ("grid.avif", &["-g", "3x2"][..])] {
+        let run = Command::new("avifenc")
+            .args(["-s", "10", "-j", "2"])
+            .args(extra)
+            .arg(d.join("alpha.png"))
+            .arg(d.join(name))
+            .output();
+        match run {
+            Ok(run) if run.status.success() => inputs.push(d.join(name)),
+            Ok(run) => panic!("avifenc: {}", String::from_utf8_lossy(&run.stderr)),
+            Err(_) => {
+                common::skip("avifenc not installed (apt-get install libavif-bin); AVIF was not measured")
+            }
+        }
+    }
     match common::corpus_dir() {
         Some(corpus) => inputs.extend(
             [
