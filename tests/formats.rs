@@ -311,7 +311,7 @@ fn inspect_names_the_samsung_video_and_the_iphone_depth_and_gain_maps() {
 }
 
 #[test]
-fn strip_refuses_heic_by_name_and_strips_jpeg_xl_box_by_box() {
+fn strip_refuses_heic_and_avif_by_name_and_strips_jpeg_xl_box_by_box() {
     let Some(corpus) = common::corpus_dir() else {
         common::skip("../shared/corpus not found");
         return;
@@ -322,6 +322,11 @@ fn strip_refuses_heic_by_name_and_strips_jpeg_xl_box_by_box() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("HEIC") && err.contains("protect"), "{err}");
+    let avif = fs::read(corpus.join(AVIF)).unwrap();
+    let err = photoshield::strip::strip(&avif, &options)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("AVIF") && err.contains("protect"), "{err}");
 
     let jxl = fs::read(corpus.join(JXL)).unwrap();
     let stripped = photoshield::strip::strip(&jxl, &options).unwrap();
