@@ -1,7 +1,7 @@
 //! Decoding the newer photo formats into [`Pixels`]: HEIC/HEIF (HEVC in a HEIF container, what
 //! iPhones save) with the pure-Rust `heic-decoder`, AVIF (AV1 in a HEIF container) with rav1d
-//! through [`crate::av1`] and the grid, alpha and colour handling below (the `avif` feature),
-//! and JPEG XL with the pure-Rust `jxl-oxide`.
+//! (through the private `av1` module) and the grid, alpha and colour handling below (the
+//! `avif` feature), and JPEG XL with the pure-Rust `jxl-oxide`.
 //!
 //! The rules these decoders share with the rest of photoshield:
 //! - the display transform is the container's (`irot`/`imir` in HEIF, the codestream's

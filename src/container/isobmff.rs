@@ -546,10 +546,13 @@ fn parse_iinf(bytes: &[u8], iinf: &BoxRef) -> Result<Vec<Item>, Error> {
     Ok(items)
 }
 
-/// Where each item's data is: (item id, whether in `idat`, extents). An extent of length 0
-/// runs to the end of the file or of `idat`; the entries are matched to the items once the
-/// whole `meta` box is read (`iloc` may come before `iinf`).
-fn parse_iloc(body: &[u8]) -> Result<Vec<(u32, bool, Vec<Range<u64>>)>, Error> {
+/// Where one item's data is, as `iloc` says: (item id, whether in `idat`, extents).
+type Location = (u32, bool, Vec<Range<u64>>);
+
+/// Where each item's data is. An extent of length 0 runs to the end of the file or of `idat`;
+/// the entries are matched to the items once the whole `meta` box is read (`iloc` may come
+/// before `iinf`).
+fn parse_iloc(body: &[u8]) -> Result<Vec<Location>, Error> {
     let mut r = Reader::new(body, "iloc");
     let (v, _) = r.full()?;
     let sizes = r.u16()?;
