@@ -132,7 +132,7 @@ pub struct FileRecord {
 pub const NOT_AN_IMAGE: &str = "not an image";
 
 /// The reason of a file not started because the batch was stopped (Ctrl-C, SIGTERM).
-pub const NOT_STARTED: &str = "interrupted before it started";
+pub(crate) const NOT_STARTED: &str = "interrupted before it started";
 
 impl FileRecord {
     fn new(input: String, status: Status, reason: Option<String>) -> FileRecord {
@@ -249,7 +249,7 @@ impl FileId {
 
 /// True for the temporary files photoshield writes before renaming them into place
 /// (`.photoshield-XXXXXX.tmp`): never inputs, and removed when found stale.
-pub fn is_temporary_file(name: &std::ffi::OsStr) -> bool {
+pub(crate) fn is_temporary_file(name: &std::ffi::OsStr) -> bool {
     let name = name.to_string_lossy();
     name.strip_prefix(".photoshield-")
         .and_then(|rest| rest.strip_suffix(".tmp"))
@@ -1147,12 +1147,12 @@ pub fn open_regular(path: &Path) -> Result<fs::File, FileError> {
 /// Writes `bytes` to `path` through a temporary file in the same folder, then renames it into
 /// place, so that no reader ever sees a partial file. Returns `Ok(false)` when the path exists
 /// and the policy forbids replacing it (checked atomically).
-pub fn write_atomic(path: &Path, bytes: &[u8], policy: IfExists) -> Result<bool, FileError> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], policy: IfExists) -> Result<bool, FileError> {
     write_atomic_parts(path, &[bytes], policy)
 }
 
 /// [`write_atomic`] of the concatenation of `parts`.
-pub fn write_atomic_parts(path: &Path, parts: &[&[u8]], policy: IfExists) -> Result<bool, FileError> {
+pub(crate) fn write_atomic_parts(path: &Path, parts: &[&[u8]], policy: IfExists) -> Result<bool, FileError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

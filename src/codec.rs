@@ -412,7 +412,7 @@ fn decode_with_image(bytes: &[u8], format: Format, limits: DecodeLimits) -> Resu
 }
 
 /// Width and height from the header alone, without decoding.
-pub fn dimensions(bytes: &[u8], format: Format) -> Option<(u32, u32)> {
+pub(crate) fn dimensions(bytes: &[u8], format: Format) -> Option<(u32, u32)> {
     let image_format = match format {
         Format::Heif => {
             let info = heic_decoder::probe(bytes).ok()?;
@@ -438,7 +438,7 @@ pub fn dimensions(bytes: &[u8], format: Format) -> Option<(u32, u32)> {
 }
 
 /// Counts the frames of an animated GIF, APNG or WebP by walking its blocks (cheap, bounded).
-pub fn animation_frames(bytes: &[u8], format: Format) -> Option<u32> {
+pub(crate) fn animation_frames(bytes: &[u8], format: Format) -> Option<u32> {
     match format {
         Format::Gif => Some(crate::container::gif::layout(bytes).frames),
         Format::Png => crate::container::png::chunks(bytes)
@@ -580,6 +580,8 @@ fn encode_webp_lossy(pixels: &Pixels, quality: u8) -> std::result::Result<Vec<u8
 
 /// JPEG rows per strip: 16 MCU rows of 4:2:0 (fewer for widths over 65535 / 16 MCUs, so that a
 /// strip's MCU count fits the 16-bit restart interval).
+// Hook for tests/codec.rs (the restart interval of the widest JPEG): hidden, not part of the API.
+#[doc(hidden)]
 pub fn jpeg_strip_rows(width: usize) -> usize {
     let mcu_cols = width.div_ceil(16).max(1);
     16 * (u16::MAX as usize / mcu_cols).clamp(1, 16)

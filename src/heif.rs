@@ -139,7 +139,7 @@ pub fn decode_jxl(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
 }
 
 /// Width and height of a JPEG XL image (oriented) from its header alone.
-pub fn jxl_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
+pub(crate) fn jxl_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
     let mut uninit = jxl_oxide::JxlImage::builder().build_uninit();
     uninit.feed_bytes(bytes).ok()?;
     match uninit.try_init().ok()? {
@@ -150,7 +150,7 @@ pub fn jxl_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
 
 /// The width and height a JPEG XL codestream declares (its `SizeHeader`, the first field after
 /// the signature), read directly so that the limit is checked before any decoder runs.
-pub fn jxl_declared_size(bytes: &[u8]) -> Option<(u64, u64)> {
+pub(crate) fn jxl_declared_size(bytes: &[u8]) -> Option<(u64, u64)> {
     let code: &[u8] = if isobmff::is_jxl_container(bytes) {
         let top = isobmff::boxes(bytes, 0..bytes.len()).ok()?;
         let b = top.iter().find(|b| matches!(&b.kind, b"jxlc" | b"jxlp"))?;

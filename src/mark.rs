@@ -35,7 +35,7 @@ const TILES_ACROSS: f64 = 12.0;
 const CHIPS_ACROSS: f64 = CHIPS as f64 * TILES_ACROSS;
 /// Images narrower than this (a 720 px preset portrait) get fewer, larger tiles: twelve
 /// across would make chips under three pixels, too fine for a platform's JPEG.
-pub const NARROW: u32 = 1080;
+pub(crate) const NARROW: u32 = 1080;
 /// Tiles across a narrow image: its chips are as large as a 1080 px image's at 720 px.
 const NARROW_TILES_ACROSS: f64 = 8.0;
 /// The zoom at which the detector sees a whole narrow image (relative to twelve tiles).
@@ -52,7 +52,7 @@ const ACC: usize = CHIPS * BINS;
 /// panorama).
 const MAX_ZOOM: f64 = 3.0;
 /// Narrowest image that can carry the mark: chips of two pixels (in the narrow layout).
-pub const MIN_WIDTH: u32 = 512;
+pub(crate) const MIN_WIDTH: u32 = 512;
 /// Pilot score (z) from which a detection counts, when the CRC matches too.
 pub const THRESHOLD: f64 = 7.0;
 /// PSNR the embedder aims at; flat areas get less.
@@ -61,7 +61,7 @@ pub const TARGET_PSNR: f64 = 42.0;
 /// capped at its inverse, so flat areas move by at most one grey level.
 const FLAT: f32 = 0.125;
 /// Below this fraction of the target amplitude the mark is reported as weak.
-pub const WEAK_STRENGTH: f64 = 0.5;
+pub(crate) const WEAK_STRENGTH: f64 = 0.5;
 
 /// A secret mark key: 32 random bytes. `Debug` shows only the fingerprint.
 #[derive(Clone, PartialEq, Eq)]

@@ -32,7 +32,7 @@ thread_local! {
 
 /// Gives a whole-image buffer back for the next [`image_buffer`] or [`scratch_buffer`] call on
 /// this thread. At most two are kept per thread; the rest are freed.
-pub fn recycle(buffer: Vec<u8>) {
+pub(crate) fn recycle(buffer: Vec<u8>) {
     if buffer.capacity() < SPARE_MIN_BYTES {
         return;
     }
@@ -60,7 +60,7 @@ fn take_spare(len: usize) -> Option<Vec<u8>> {
 }
 
 /// A buffer of `len` bytes for a whole image, every byte zero.
-pub fn image_buffer(len: usize) -> Vec<u8> {
+pub(crate) fn image_buffer(len: usize) -> Vec<u8> {
     match take_spare(len) {
         Some(mut v) => {
             v.clear();
@@ -73,7 +73,7 @@ pub fn image_buffer(len: usize) -> Vec<u8> {
 
 /// A buffer of `len` bytes for a whole image whose caller writes every byte before reading
 /// any: a spare buffer keeps whatever the last image left in it (no time spent zeroing).
-pub fn scratch_buffer(len: usize) -> Vec<u8> {
+pub(crate) fn scratch_buffer(len: usize) -> Vec<u8> {
     match take_spare(len) {
         Some(mut v) => {
             v.truncate(len);

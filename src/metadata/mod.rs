@@ -14,10 +14,11 @@ mod rights;
 mod scan;
 pub mod strip;
 
-pub use scan::{classify_jpeg_segment, scan, scan_jpeg, Found, Kind};
+pub(crate) use scan::{classify_jpeg_segment, scan_jpeg};
+pub use scan::{scan, Found, Kind};
 
 /// The capture date (DateTimeOriginal, else DateTime) of an EXIF block, as (year, month, day).
-pub fn capture_date(exif: &[u8]) -> Option<(i32, u32, u32)> {
+pub(crate) fn capture_date(exif: &[u8]) -> Option<(i32, u32, u32)> {
     exif_values_are_bounded(exif).ok()?;
     let parsed = exif::Reader::new().read_raw(exif.to_vec()).ok()?;
     [exif::Tag::DateTimeOriginal, exif::Tag::DateTime]
@@ -44,7 +45,7 @@ pub fn capture_date(exif: &[u8]) -> Option<(i32, u32, u32)> {
 /// `EXIF` chunk, with or without the `Exif\0\0` prefix some writers keep; in a TIFF the file
 /// itself. ImageMagick's "Raw profile type exif" PNG text chunk does not count (browsers ignore
 /// it); `inspect` still reports what it holds.
-pub fn exif_block(bytes: &[u8], format: Format) -> Option<&[u8]> {
+pub(crate) fn exif_block(bytes: &[u8], format: Format) -> Option<&[u8]> {
     match format {
         Format::Jpeg => jpeg::header(bytes)
             .segments
@@ -66,7 +67,7 @@ pub fn exif_block(bytes: &[u8], format: Format) -> Option<&[u8]> {
 }
 
 /// The Orientation tag (1..=8) of IFD0 of a TIFF structure, either byte order.
-pub fn tiff_orientation(tiff: &[u8]) -> Option<u8> {
+pub(crate) fn tiff_orientation(tiff: &[u8]) -> Option<u8> {
     let t = Tiff::new(tiff)?;
     let (u16_at, u32_at) = (|at| t.u16(at), |at| t.u32(at));
     let ifd = u32_at(4)? as usize;
@@ -81,7 +82,7 @@ pub fn tiff_orientation(tiff: &[u8]) -> Option<u8> {
     })
 }
 
-/// The orientation that counts for a file (1 when none): from [`exif_block`].
+/// The orientation that counts for a file (1 when none): from `exif_block`.
 pub fn orientation(bytes: &[u8], format: Format) -> u8 {
     // HEIF (`irot`/`imir`) and JPEG XL (the codestream) carry their own display transform; an
     // EXIF Orientation inside them repeats it and never counts (the double-rotation bug).

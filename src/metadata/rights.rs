@@ -28,7 +28,7 @@ fn xml_escape(s: &str) -> String {
 }
 
 /// The XMP packet of a rights notice.
-pub fn rights_xmp(rights: &Rights) -> String {
+pub(crate) fn rights_xmp(rights: &Rights) -> String {
     let mut props = String::new();
     props.push_str("   <xmpRights:Marked>True</xmpRights:Marked>\n");
     if let Some(url) = &rights.web_statement {
@@ -66,7 +66,7 @@ pub fn rights_xmp(rights: &Rights) -> String {
 }
 
 /// Adds the rights packets to a freshly encoded file (which holds no metadata but ICC).
-pub fn add_rights(bytes: Vec<u8>, rights: &Rights) -> Result<Vec<u8>> {
+pub(crate) fn add_rights(bytes: Vec<u8>, rights: &Rights) -> Result<Vec<u8>> {
     let options = StripOptions {
         keep_icc: true,
         keep_orientation: false,

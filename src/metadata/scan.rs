@@ -116,7 +116,7 @@ pub fn scan(bytes: &[u8], format: Format) -> Vec<Found> {
 }
 
 /// [`scan`] of a JPEG whose layout is already known.
-pub fn scan_jpeg(bytes: &[u8], layout: &jpeg::Layout) -> Vec<Found> {
+pub(crate) fn scan_jpeg(bytes: &[u8], layout: &jpeg::Layout) -> Vec<Found> {
     let mut pieces: Vec<(Kind, usize)> = layout
         .segments
         .iter()
@@ -149,7 +149,7 @@ fn group(mut pieces: Vec<(Kind, usize)>) -> Vec<Found> {
 
 /// What a JPEG marker segment carries, or `None` when it is part of the image itself
 /// (JFIF header, Adobe colour transform, tables, frame and scan headers).
-pub fn classify_jpeg_segment(marker: u8, data: &[u8]) -> Option<Kind> {
+pub(crate) fn classify_jpeg_segment(marker: u8, data: &[u8]) -> Option<Kind> {
     match marker {
         0xE0 if data.starts_with(b"JFXX\0") => Some(Kind::Thumbnail),
         0xE0 if data.starts_with(b"JFIF\0") => None,

@@ -9,8 +9,9 @@ use crate::format::Format;
 use crate::icc;
 use crate::metadata::{self, classify_jpeg_segment, Kind};
 
+pub(crate) use super::rights::add_rights;
 use super::rights::rights_xmp;
-pub use super::rights::{add_rights, Rights, DMI_PROHIBITED_AIML};
+pub use super::rights::{Rights, DMI_PROHIBITED_AIML};
 
 /// What a lossless strip keeps besides the picture itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,7 +35,7 @@ impl Default for StripOptions {
 
 /// A minimal big-endian TIFF structure with IFD0 holding Orientation (when not 1) and
 /// Copyright (when given); `None` when there is nothing to hold.
-pub fn minimal_exif(orientation: u8, copyright: Option<&str>) -> Option<Vec<u8>> {
+pub(crate) fn minimal_exif(orientation: u8, copyright: Option<&str>) -> Option<Vec<u8>> {
     let mut entries: Vec<(u16, u16, u32, Vec<u8>)> = Vec::new();
     if orientation > 1 && orientation <= 8 {
         entries.push((0x0112, 3, 1, vec![0, orientation, 0, 0]));
@@ -73,19 +74,21 @@ pub fn minimal_exif(orientation: u8, copyright: Option<&str>) -> Option<Vec<u8>>
 }
 
 /// The EXIF orientation of a file (1 when none or unreadable): [`metadata::orientation`].
+// Hook for tests/formats.rs and tests/properties.rs: hidden, not part of the API.
+#[doc(hidden)]
 pub fn exif_orientation(bytes: &[u8], format: Format) -> u8 {
     metadata::orientation(bytes, format)
 }
 
 /// The EXIF block (TIFF structure) of a file: [`metadata::exif_block`].
-pub fn exif_block(bytes: &[u8], format: Format) -> Option<&[u8]> {
+pub(crate) fn exif_block(bytes: &[u8], format: Format) -> Option<&[u8]> {
     metadata::exif_block(bytes, format)
 }
 
 /// A stripped file as pieces of the input and new bytes: the compressed image data is written
 /// straight from the input buffer instead of being copied into a new one.
 #[derive(Debug)]
-pub struct Spliced<'a> {
+pub(crate) struct Spliced<'a> {
     input: &'a [u8],
     parts: Vec<Part>,
 }
@@ -135,10 +138,6 @@ impl<'a> Spliced<'a> {
         self.parts().map(<[u8]>::len).sum()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     pub fn to_vec(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.len());
         self.parts().for_each(|p| out.extend_from_slice(p));
@@ -154,7 +153,7 @@ pub fn strip(bytes: &[u8], options: &StripOptions) -> Result<Vec<u8>> {
 /// [`strip`] without copying the compressed data, the metadata it removed from the input
 /// ([`metadata::scan`]), from one walk of the file, and notes for the user (a colour profile
 /// whose identifying text was replaced, or that was dropped).
-pub fn strip_and_scan<'a>(
+pub(crate) fn strip_and_scan<'a>(
     bytes: &'a [u8],
     options: &StripOptions,
 ) -> Result<(Spliced<'a>, Vec<metadata::Found>, Vec<String>)> {
