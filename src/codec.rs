@@ -32,7 +32,9 @@ pub struct DecodeLimits {
 /// A decoded image with what the later stages need to know about its source.
 #[derive(Debug)]
 pub struct Decoded {
+    /// The pixels as stored, before the orientation is applied.
     pub pixels: Pixels,
+    /// The format that was decoded.
     pub format: Format,
     /// The EXIF orientation, not yet applied to `pixels`.
     pub orientation: Orientation,
@@ -458,6 +460,7 @@ pub(crate) fn animation_frames(bytes: &[u8], format: Format) -> Option<u32> {
 /// Encoder settings.
 #[derive(Clone, Copy, Debug)]
 pub struct EncodeSettings {
+    /// The format to write.
     pub format: OutputFormat,
     /// JPEG and WebP quality, 1..=100.
     pub quality: u8,

@@ -38,6 +38,8 @@
 //! With neither, the library builds for `wasm32-unknown-unknown` with no C code, as the web
 //! page under `web/` uses it; WebP is then written lossless.
 
+#![warn(missing_docs)]
+
 #[cfg(not(target_arch = "wasm32"))]
 pub mod batch;
 pub mod codec;

@@ -78,6 +78,7 @@ impl Key {
         Key(bytes)
     }
 
+    /// A key from its 32 bytes (tests and tools; users get theirs from [`Key::generate`]).
     pub fn from_bytes(bytes: [u8; 32]) -> Key {
         Key(bytes)
     }
@@ -136,7 +137,9 @@ impl fmt::Debug for Key {
 /// The mark to embed: whose key, which ID, and whether a file that cannot carry it fails.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mark {
+    /// The secret key the mark is made with; the same key detects it.
     pub key: Key,
+    /// The owner ID the mark carries.
     pub id: MarkId,
     /// Fail the file when the mark cannot be embedded at full strength (too small, too flat);
     /// otherwise the rest of the protection is written with a note.
@@ -146,6 +149,7 @@ pub struct Mark {
 /// The owner ID a mark carries: 32 bits (default) or 64.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MarkId {
+    /// The ID; under 2^32 for a 32-bit ID.
     pub value: u64,
     /// 32 or 64.
     pub bits: u8,
@@ -313,6 +317,8 @@ pub struct Embedded {
 }
 
 impl Embedded {
+    /// Whether the mark went in at under half strength (flat or dark images): detection may
+    /// miss it after the image is re-encoded or resized.
     pub fn is_weak(&self) -> bool {
         self.strength < WEAK_STRENGTH
     }
@@ -545,6 +551,7 @@ pub struct Detection {
 }
 
 impl Detection {
+    /// Whether a mark was found and its ID read with a matching CRC.
     pub fn verified(&self) -> bool {
         self.id.is_some()
     }
@@ -660,6 +667,7 @@ fn hat(i: isize) -> f32 {
 }
 
 impl Detector {
+    /// Prepares the detector for `key` (the pilot's spectrum and the FFT plans).
     pub fn new(key: &Key) -> Detector {
         let layout = Layout::new(key);
         let mut planner = FftPlanner::new();

@@ -32,6 +32,7 @@ pub enum NoiseKind {
 pub struct Perturb {
     /// L-infinity bound in 8-bit levels, 1 to 16 (low = 4, medium = 8, high = 12).
     pub epsilon: u8,
+    /// The noise field. Default: Perlin.
     pub kind: NoiseKind,
     /// Scale the amplitude by a perceptual mask (less in dark and flat areas). Default: on.
     pub mask: bool,
@@ -40,6 +41,7 @@ pub struct Perturb {
 }
 
 impl Perturb {
+    /// Perlin noise of bound `epsilon`, masked, seed 0.
     pub fn new(epsilon: u8) -> Perturb {
         Perturb {
             epsilon,
@@ -49,6 +51,7 @@ impl Perturb {
         }
     }
 
+    /// Checks the bound; [`Error::Options`] when it is outside 1 to 16.
     pub fn validate(&self) -> Result<()> {
         if !(1..=16).contains(&self.epsilon) {
             return Err(Error::Options(format!(

@@ -30,18 +30,24 @@ pub struct FileContext<'a> {
 /// A protected image and the report of how it was made.
 #[derive(Debug)]
 pub struct Processed {
+    /// The output file.
     pub bytes: Vec<u8>,
+    /// Its format.
     pub format: OutputFormat,
+    /// What was done.
     pub report: Report,
 }
 
 /// What happened to one image.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
+    /// The input's format, from its content.
     pub input_format: Format,
+    /// The output's format.
     pub output_format: OutputFormat,
     /// Stored size of the input, before orientation.
     pub input_size: (u32, u32),
+    /// Size of the output, width and height in pixels, a notice band included.
     pub output_size: (u32, u32),
     /// The EXIF orientation that was applied to the pixels (1 = none).
     pub orientation: u8,
@@ -87,6 +93,7 @@ impl Pipeline {
         })
     }
 
+    /// The options the pipeline was built with.
     pub fn options(&self) -> &Options {
         &self.options
     }

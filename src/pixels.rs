@@ -4,11 +4,14 @@
 /// Channel layout of a [`Pixels`] buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
+    /// Three bytes per pixel: red, green, blue.
     Rgb8,
+    /// Four bytes per pixel: red, green, blue, alpha (straight, not premultiplied).
     Rgba8,
 }
 
 impl Layout {
+    /// Bytes per pixel: 3 or 4.
     pub const fn channels(self) -> usize {
         match self {
             Layout::Rgb8 => 3,
@@ -110,9 +113,13 @@ fn fresh_buffer(len: usize) -> Vec<u8> {
 /// A decoded image.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pixels {
+    /// Width in pixels.
     pub width: u32,
+    /// Height in pixels.
     pub height: u32,
+    /// Channels per pixel.
     pub layout: Layout,
+    /// The samples, row after row from the top, `width * channels` bytes per row.
     pub data: Vec<u8>,
 }
 
@@ -128,6 +135,7 @@ impl Pixels {
         }
     }
 
+    /// Bytes per pixel: 3 or 4.
     pub fn channels(&self) -> usize {
         self.layout.channels()
     }
@@ -137,6 +145,7 @@ impl Pixels {
         self.width as usize * self.channels()
     }
 
+    /// Width times height.
     pub fn pixel_count(&self) -> u64 {
         self.width as u64 * self.height as u64
     }

@@ -1,7 +1,7 @@
 //! `inspect`: everything in a file that identifies a person, a place or a device, decoded for
 //! people (GPS in degrees, serial numbers, names) and classified as a leak or not. Reads the
-//! containers through [`crate::metadata`] and EXIF through kamadak-exif; decodes pixels only to
-//! compare an embedded thumbnail with the main image.
+//! containers through the same walkers and rules as `strip` (`metadata`) and EXIF through
+//! kamadak-exif; decodes pixels only to compare an embedded thumbnail with the main image.
 
 use serde::Serialize;
 

@@ -44,8 +44,11 @@ pub enum Kind {
 /// One kind of metadata found in a file, with how many pieces and bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Found {
+    /// What it is.
     pub kind: Kind,
+    /// How many pieces (segments, chunks, boxes) of this kind.
     pub count: u32,
+    /// Their size together, in bytes.
     pub bytes: u64,
 }
 

@@ -7,11 +7,13 @@
 use crate::error::{Error, Result};
 use crate::format::Format;
 use crate::icc;
-use crate::metadata::{self, classify_jpeg_segment, Kind};
+use crate::metadata::{self, classify_jpeg_segment};
 
 pub(crate) use super::rights::add_rights;
 use super::rights::rights_xmp;
 pub use super::rights::{Rights, DMI_PROHIBITED_AIML};
+// What a strip removes, as the pipeline's report lists it.
+pub use super::scan::{Found, Kind};
 
 /// What a lossless strip keeps besides the picture itself.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -33,14 +33,23 @@ pub(crate) static BUNDLED_FONT: &[u8] = include_bytes!("../../fonts/DejaVuSans-B
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Position {
+    /// Top left corner.
     TopLeft,
+    /// Top edge, centred.
     Top,
+    /// Top right corner.
     TopRight,
+    /// Left edge, centred.
     Left,
+    /// The middle of the image.
     Center,
+    /// Right edge, centred.
     Right,
+    /// Bottom left corner.
     BottomLeft,
+    /// Bottom edge, centred.
     Bottom,
+    /// Bottom right corner (the default).
     #[default]
     BottomRight,
     /// Repeated diagonally across the whole image.
@@ -72,6 +81,7 @@ pub enum Colour {
     /// White on dark backgrounds, black on light ones, chosen per placement.
     #[default]
     Auto,
+    /// This colour (red, green, blue).
     Rgb([u8; 3]),
 }
 
