@@ -246,3 +246,123 @@ impl Drop for Picture {
         unsafe { dav1d_picture_unref(Some(NonNull::from(&mut self.0))) };
     }
 }
+
+/// Runs `work` on a zeroed buffer of `len` bytes, returning the buffer and `work`'s flag.
+///
+/// rav1d 1.1 panics on some corrupt streams inside functions of its C-style API, which cannot
+/// unwind: the panic aborts the whole process, and with it a batch of thousands of photos. So on
+/// Unix the work runs in a child process (`fork`) that paints into memory shared with this one;
+/// a child that crashes or aborts is one file's one-line error, and the batch goes on. The
+/// child writes nothing to the terminal (its stderr is /dev/null) and ends with `_exit`.
+/// Elsewhere the work runs in place.
+pub(crate) fn isolated(
+    len: usize,
+    work: impl FnOnce(&mut [u8]) -> Result<bool, String>,
+) -> Result<(Vec<u8>, bool), String> {
+    #[cfg(unix)]
+    {
+        isolated_unix(len, work)
+    }
+    #[cfg(not(unix))]
+    {
+        let mut data = crate::pixels::image_buffer(len);
+        let flag = work(&mut data)?;
+        Ok((data, flag))
+    }
+}
+
+#[cfg(unix)]
+fn isolated_unix(
+    len: usize,
+    work: impl FnOnce(&mut [u8]) -> Result<bool, String>,
+) -> Result<(Vec<u8>, bool), String> {
+    /// The first page of the shared memory: the child's outcome (status byte, message length,
+    /// message); the pixels follow.
+    const HEADER: usize = 4096;
+    /// An anonymous shared mapping, unmapped on drop.
+    struct Shared(*mut u8, usize);
+    impl Drop for Shared {
+        fn drop(&mut self) {
+            // SAFETY: the mapping was made by mmap with this address and length, and no slice
+            // of it outlives `self`.
+            unsafe { libc::munmap(self.0.cast(), self.1) };
+        }
+    }
+    let total = len.checked_add(HEADER).ok_or("the image is too large")?;
+    // SAFETY: a fresh anonymous mapping; the result is checked before use.
+    let address = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            total,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if address == libc::MAP_FAILED {
+        return Err("out of memory for the picture".into());
+    }
+    let shared = Shared(address.cast(), total);
+    // SAFETY: fork has no preconditions; the child below only runs the decode on its own copy
+    // of this thread (glibc's malloc is made usable in the child by its fork handlers) and ends
+    // with _exit, never returning into the caller's stack.
+    let pid = unsafe { libc::fork() };
+    if pid == -1 {
+        return Err("could not start the AV1 decoder (fork failed)".into());
+    }
+    if pid == 0 {
+        // SAFETY: the mapping is `total` bytes, readable and writable, and only this process
+        // touches it until the parent has waited for it.
+        let memory = unsafe { std::slice::from_raw_parts_mut(shared.0, total) };
+        let (header, canvas) = memory.split_at_mut(HEADER);
+        // SAFETY: plain system calls on valid arguments (a C string literal, descriptor 2).
+        unsafe {
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
+            if null >= 0 {
+                libc::dup2(null, 2);
+            }
+        }
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(canvas)));
+        let (status, message) = match outcome {
+            Ok(Ok(flag)) => (1 + flag as u8, String::new()),
+            Ok(Err(message)) => (3, message),
+            Err(_) => (3, "the AV1 decoder failed on this file".to_string()),
+        };
+        let message = message.as_bytes();
+        let n = message.len().min(HEADER - 3);
+        header[1..3].copy_from_slice(&(n as u16).to_le_bytes());
+        header[3..3 + n].copy_from_slice(&message[..n]);
+        header[0] = status;
+        // SAFETY: ends the child at once, without running the parent's destructors or atexit
+        // handlers a second time.
+        unsafe { libc::_exit(0) };
+    }
+    let mut wait_status = 0;
+    loop {
+        // SAFETY: waits for our own child; `wait_status` is a valid place to write.
+        let waited = unsafe { libc::waitpid(pid, &mut wait_status, 0) };
+        if waited == pid {
+            break;
+        }
+        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return Err("lost the AV1 decoder's process".into());
+        }
+    }
+    // SAFETY: the child has ended, so nothing else writes the mapping any more.
+    let memory = unsafe { std::slice::from_raw_parts(shared.0, total) };
+    let (header, canvas) = memory.split_at(HEADER);
+    let exited = libc::WIFEXITED(wait_status) && libc::WEXITSTATUS(wait_status) == 0;
+    match header[0] {
+        1 | 2 if exited => {
+            let mut data = crate::pixels::scratch_buffer(len);
+            data.copy_from_slice(canvas);
+            Ok((data, header[0] == 2))
+        }
+        3 if exited => {
+            let n = u16::from_le_bytes([header[1], header[2]]) as usize;
+            Err(String::from_utf8_lossy(&header[3..3 + n.min(HEADER - 3)]).into_owned())
+        }
+        _ => Err("the AV1 decoder crashed on this file (corrupt AV1 data)".into()),
+    }
+}

@@ -21,7 +21,9 @@ use crate::pipeline::{FileContext, Pipeline, Report};
 /// One thing the user named on the command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
+    /// Standard input (`-`): one image, its output on standard output or at `-o`.
     Stdin,
+    /// A file, or a folder walked recursively.
     Path(PathBuf),
 }
 
@@ -66,8 +68,11 @@ pub enum Operation {
 /// How a batch runs.
 #[derive(Clone, Debug)]
 pub struct BatchOptions {
+    /// What is done to each file.
     pub operation: Operation,
+    /// Where the outputs go.
     pub destination: Destination,
+    /// What to do when an output already exists.
     pub if_exists: IfExists,
     /// Worker threads; 0 means one per core.
     pub jobs: usize,
@@ -102,25 +107,36 @@ struct Job {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
+    /// Written to its output.
     Written,
     /// Dry run: would have been written.
     WouldWrite,
+    /// Not processed, and not an error: a non-image found by walking a folder, an output
+    /// that exists under `--if-exists skip`, a file the batch never started after Ctrl-C.
     Skipped,
+    /// Could not be processed or written; the record's `reason` says why.
     Failed,
 }
 
 /// One line of the batch's record.
 #[derive(Clone, Debug, Serialize)]
 pub struct FileRecord {
+    /// The input as shown to the user: its path, or `-` for standard input.
     pub input: String,
+    /// Where the output went (or would go), when it was written (or would be).
     pub output: Option<String>,
+    /// What became of the file.
     pub status: Status,
     /// Why the file failed or was skipped.
     pub reason: Option<String>,
+    /// What the pipeline did, when it ran to the end.
     #[serde(flatten)]
     pub report: Option<Report>,
+    /// Size of the input file, in bytes.
     pub bytes_in: u64,
+    /// Size of the output file, in bytes (0 when nothing was written).
     pub bytes_out: u64,
+    /// Time spent on the file, in milliseconds.
     pub ms: f64,
     /// The file was not written because its output exists (`--if-exists error` or `skip`):
     /// the command line tells these in one line.
@@ -132,7 +148,7 @@ pub struct FileRecord {
 pub const NOT_AN_IMAGE: &str = "not an image";
 
 /// The reason of a file not started because the batch was stopped (Ctrl-C, SIGTERM).
-pub const NOT_STARTED: &str = "interrupted before it started";
+pub(crate) const NOT_STARTED: &str = "interrupted before it started";
 
 impl FileRecord {
     fn new(input: String, status: Status, reason: Option<String>) -> FileRecord {
@@ -158,12 +174,19 @@ impl FileRecord {
 /// Totals of a batch.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Summary {
+    /// Files written (or, in a dry run, that would have been).
     pub written: u64,
+    /// Files skipped (see [`Status::Skipped`]).
     pub skipped: u64,
+    /// Files that failed.
     pub failed: u64,
+    /// Bytes read, over every input.
     pub bytes_in: u64,
+    /// Bytes written, over every output.
     pub bytes_out: u64,
+    /// Wall-clock time of the whole batch, in seconds.
     pub seconds: f64,
+    /// The batch was stopped (Ctrl-C) before every file was done.
     pub interrupted: bool,
 }
 
@@ -182,8 +205,10 @@ impl Summary {
 /// A usage problem found before any file is touched (exit code 2).
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
+    /// An input that does not exist (its path).
     #[error("{0}: no such file or folder")]
     Missing(String),
+    /// Inputs and destination that do not go together, in words.
     #[error("{0}")]
     Usage(String),
 }
@@ -205,6 +230,7 @@ impl Plan {
         self.jobs.len()
     }
 
+    /// Whether there is no file to process.
     pub fn is_empty(&self) -> bool {
         self.jobs.is_empty()
     }
@@ -249,7 +275,7 @@ impl FileId {
 
 /// True for the temporary files photoshield writes before renaming them into place
 /// (`.photoshield-XXXXXX.tmp`): never inputs, and removed when found stale.
-pub fn is_temporary_file(name: &std::ffi::OsStr) -> bool {
+pub(crate) fn is_temporary_file(name: &std::ffi::OsStr) -> bool {
     let name = name.to_string_lossy();
     name.strip_prefix(".photoshield-")
         .and_then(|rest| rest.strip_suffix(".tmp"))
@@ -325,6 +351,8 @@ const IMAGE_EXTENSIONS: &[&str] = &[
     "dng", "cr2", "cr3", "nef", "arw", "orf", "rw2", "raf", "mpo",
 ];
 
+/// Whether `path` has the extension of an image format (photoshield's or not, RAW included),
+/// in any case: a file named so that is not an image is reported rather than passed over.
 pub fn has_image_extension(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
@@ -450,6 +478,7 @@ pub fn plan(inputs: &[Input], destination: &Destination) -> Result<Plan, PlanErr
 
 /// A file that `inspect` or `detect` reads.
 pub struct Listed {
+    /// The file's path.
     pub path: PathBuf,
     /// Found by walking a folder: a file that is not an image (and has no image extension) is
     /// passed over rather than reported.
@@ -1147,12 +1176,12 @@ pub fn open_regular(path: &Path) -> Result<fs::File, FileError> {
 /// Writes `bytes` to `path` through a temporary file in the same folder, then renames it into
 /// place, so that no reader ever sees a partial file. Returns `Ok(false)` when the path exists
 /// and the policy forbids replacing it (checked atomically).
-pub fn write_atomic(path: &Path, bytes: &[u8], policy: IfExists) -> Result<bool, FileError> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], policy: IfExists) -> Result<bool, FileError> {
     write_atomic_parts(path, &[bytes], policy)
 }
 
 /// [`write_atomic`] of the concatenation of `parts`.
-pub fn write_atomic_parts(path: &Path, parts: &[&[u8]], policy: IfExists) -> Result<bool, FileError> {
+pub(crate) fn write_atomic_parts(path: &Path, parts: &[&[u8]], policy: IfExists) -> Result<bool, FileError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

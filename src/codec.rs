@@ -32,7 +32,9 @@ pub struct DecodeLimits {
 /// A decoded image with what the later stages need to know about its source.
 #[derive(Debug)]
 pub struct Decoded {
+    /// The pixels as stored, before the orientation is applied.
     pub pixels: Pixels,
+    /// The format that was decoded.
     pub format: Format,
     /// The EXIF orientation, not yet applied to `pixels`.
     pub orientation: Orientation,
@@ -414,7 +416,7 @@ fn decode_with_image(bytes: &[u8], format: Format, limits: DecodeLimits) -> Resu
 }
 
 /// Width and height from the header alone, without decoding.
-pub fn dimensions(bytes: &[u8], format: Format) -> Option<(u32, u32)> {
+pub(crate) fn dimensions(bytes: &[u8], format: Format) -> Option<(u32, u32)> {
     let image_format = match format {
         Format::Heif => {
             let info = heic_decoder::probe(bytes).ok()?;
@@ -445,7 +447,7 @@ pub fn dimensions(bytes: &[u8], format: Format) -> Option<(u32, u32)> {
 }
 
 /// Counts the frames of an animated GIF, APNG or WebP by walking its blocks (cheap, bounded).
-pub fn animation_frames(bytes: &[u8], format: Format) -> Option<u32> {
+pub(crate) fn animation_frames(bytes: &[u8], format: Format) -> Option<u32> {
     match format {
         Format::Gif => Some(crate::container::gif::layout(bytes).frames),
         Format::Png => crate::container::png::chunks(bytes)
@@ -465,6 +467,7 @@ pub fn animation_frames(bytes: &[u8], format: Format) -> Option<u32> {
 /// Encoder settings.
 #[derive(Clone, Copy, Debug)]
 pub struct EncodeSettings {
+    /// The format to write.
     pub format: OutputFormat,
     /// JPEG and WebP quality, 1..=100.
     pub quality: u8,
@@ -587,6 +590,8 @@ fn encode_webp_lossy(pixels: &Pixels, quality: u8) -> std::result::Result<Vec<u8
 
 /// JPEG rows per strip: 16 MCU rows of 4:2:0 (fewer for widths over 65535 / 16 MCUs, so that a
 /// strip's MCU count fits the 16-bit restart interval).
+// Hook for tests/codec.rs (the restart interval of the widest JPEG): hidden, not part of the API.
+#[doc(hidden)]
 pub fn jpeg_strip_rows(width: usize) -> usize {
     let mcu_cols = width.div_ceil(16).max(1);
     16 * (u16::MAX as usize / mcu_cols).clamp(1, 16)

@@ -12,7 +12,9 @@ use crate::resize;
 /// The figures `photoshield compare` prints.
 #[derive(Clone, Debug, Serialize)]
 pub struct Comparison {
+    /// Width of the compared images, in pixels.
     pub width: u32,
+    /// Height of the compared images, in pixels.
     pub height: u32,
     /// Largest absolute difference of any channel of any pixel, in levels.
     pub max_abs_diff: u8,
@@ -168,6 +170,9 @@ pub fn to_size_of(original: Pixels, copy: &Pixels) -> Result<Pixels> {
     resize::resize_exact(&original, copy.width, copy.height)
 }
 
+/// Measures how `protected` differs from `original` (same size; alpha is ignored): the
+/// difference itself, and how much of it survives a JPEG at quality 75 and a 2x downscale.
+/// [`Error::Options`] when the sizes differ (see [`to_size_of`] for a resized copy).
 pub fn compare(original: &Pixels, protected: &Pixels) -> Result<Comparison> {
     if (original.width, original.height) != (protected.width, protected.height) {
         return Err(Error::Options(format!(

@@ -7,12 +7,17 @@ use crate::format::Format;
 /// Why one image could not be protected.
 #[derive(Debug, Error)]
 pub enum Error {
+    /// The input has no bytes.
     #[error("empty file")]
     Empty,
 
+    /// The content is no image format photoshield knows; the text says what it looks like.
     #[error("not an image: {0}")]
     NotAnImage(&'static str),
 
+    /// A file photoshield recognises but does not read (BMP, PDF, video), or an operation its
+    /// format does not allow (a lossless strip of HEIC, TIFF or GIF); the text says which and
+    /// what to do instead.
     #[error("unsupported format: {0}")]
     Unsupported(&'static str),
 
@@ -25,20 +30,38 @@ pub enum Error {
         mp = *width as f64 * *height as f64 / 1e6,
         limit_mp = *limit as f64 / 1e6
     )]
-    TooLarge { width: u32, height: u32, limit: u64 },
+    /// The header declares more pixels than [`Options::max_pixels`](crate::Options::max_pixels)
+    /// allows; nothing was decoded.
+    TooLarge {
+        /// Declared width, in pixels.
+        width: u32,
+        /// Declared height, in pixels.
+        height: u32,
+        /// The limit, in pixels.
+        limit: u64,
+    },
 
     #[error(
         "protecting it would take about {need_mb} MB of memory, over the limit of {limit_mb} MB (raise it with --max-memory)",
         need_mb = *need >> 20,
         limit_mb = *limit >> 20
     )]
-    TooMuchMemory { need: u64, limit: u64 },
+    /// Protecting the file would take more memory than
+    /// [`Options::max_memory`](crate::Options::max_memory) allows, as estimated from the header.
+    TooMuchMemory {
+        /// The estimate, in bytes.
+        need: u64,
+        /// The limit, in bytes.
+        limit: u64,
+    },
 
     /// The file could not be decoded. The source is the codec's own error, or photoshield's
     /// reason for refusing the file (a truncated JPEG, a corrupt container) in words.
     #[error("cannot decode {format}: {source}")]
     Decode {
+        /// The format being decoded.
         format: Format,
+        /// Why.
         #[source]
         source: Source,
     },
@@ -46,7 +69,9 @@ pub enum Error {
     /// The image could not be encoded; the source is the encoder's error.
     #[error("cannot encode {format}: {source}")]
     Encode {
+        /// The format being written.
         format: Format,
+        /// Why.
         #[source]
         source: Source,
     },
@@ -58,11 +83,20 @@ pub enum Error {
     /// A container cannot hold what was to be written into it: a metadata segment over JPEG's
     /// 64 KB, an ICC profile over JPEG's 255 segments.
     #[error("cannot write the {format} file: {reason}")]
-    Container { format: Format, reason: &'static str },
+    Container {
+        /// The format being written.
+        format: Format,
+        /// What does not fit.
+        reason: &'static str,
+    },
 
+    /// The invisible mark could not be embedded: the image is too small to carry it, or too flat
+    /// for the full strength a required mark asks; the text says which.
     #[error("{0}")]
     Mark(String),
 
+    /// Options out of range or unusable (a font or logo that cannot be read), or images that
+    /// [`compare`](crate::compare::compare) cannot line up; the text says which.
     #[error("invalid options: {0}")]
     Options(String),
 }
@@ -89,6 +123,7 @@ impl Error {
     }
 }
 
+/// A result whose error is photoshield's [`Error`](enum@Error).
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]

@@ -9,10 +9,15 @@ use crate::error::{Error, Result};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
+    /// JPEG (JFIF or EXIF).
     Jpeg,
+    /// PNG.
     Png,
+    /// WebP, lossy or lossless.
     WebP,
+    /// TIFF, written back as PNG (camera RAW files, TIFF inside, are refused).
     Tiff,
+    /// GIF, written back as PNG.
     Gif,
     /// HEIC/HEIF: HEVC images in a HEIF container.
     Heif,
@@ -41,8 +46,11 @@ impl fmt::Display for Format {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputFormat {
+    /// JPEG, at the chosen quality.
     Jpeg,
+    /// PNG, lossless.
     Png,
+    /// WebP: lossy at the chosen quality with the `libwebp` feature, lossless without it.
     #[serde(rename = "webp")]
     WebP,
 }
@@ -85,6 +93,7 @@ impl OutputFormat {
             .find(|f| f.accepts_extension(ext))
     }
 
+    /// The same format as an input [`Format`].
     pub fn as_format(self) -> Format {
         match self {
             OutputFormat::Jpeg => Format::Jpeg,

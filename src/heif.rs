@@ -94,45 +94,51 @@ pub fn decode_avif(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
         Layout::Rgb8
     };
     let channels = layout.channels();
-    let mut decoder = crate::av1::Decoder::new(limits.max_pixels).map_err(|e| fail(format, e))?;
-    let mut data = crate::pixels::image_buffer(w as usize * h as usize * channels);
-    let canvas = Canvas {
-        data: &mut data,
-        width: w,
-        height: h,
-        channels,
-    };
-    let mut canvas = canvas;
     let colour = primary.nclx;
-    let colour_bits = paint(
-        &heif,
-        bytes,
-        primary,
-        &mut decoder,
-        &mut canvas,
-        &mut |picture, canvas, x0, y0| colour_to_rgb(picture, colour, canvas, x0, y0),
-    )
-    .map_err(|e| fail(format, e))?;
-    let mut high_bit_depth = colour_bits > 8;
-    if let Some(alpha) = alpha {
-        // The alpha plane is an image of its own, of the same size (or a grid of the same shape).
-        let bits = paint(
+    let premultiplied = alpha.is_some_and(|alpha| {
+        heif.references_from(b"prem", heif.primary)
+            .any(|to| to == alpha.id)
+    });
+    // rav1d can abort the process on a corrupt stream (a panic inside its C-style API cannot
+    // unwind): the decode runs isolated, so such a file fails alone (see av1::isolated).
+    let canvas_len = w as usize * h as usize * channels;
+    let (data, high_bit_depth) = crate::av1::isolated(canvas_len, |data| {
+        let mut decoder = crate::av1::Decoder::new(limits.max_pixels)?;
+        let mut canvas = Canvas {
+            data,
+            width: w,
+            height: h,
+            channels,
+        };
+        let colour_bits = paint(
             &heif,
             bytes,
-            alpha,
+            primary,
             &mut decoder,
             &mut canvas,
-            &mut alpha_to_canvas,
-        )
-        .map_err(|e| fail(format, format!("alpha plane: {e}")))?;
-        high_bit_depth |= bits > 8;
-        if heif
-            .references_from(b"prem", heif.primary)
-            .any(|to| to == alpha.id)
-        {
-            unpremultiply(&mut data);
+            &mut |picture, canvas, x0, y0| colour_to_rgb(picture, colour, canvas, x0, y0),
+        )?;
+        let mut high_bit_depth = colour_bits > 8;
+        if let Some(alpha) = alpha {
+            // The alpha plane is an image of its own, of the same size (or a grid of the same
+            // shape).
+            let bits = paint(
+                &heif,
+                bytes,
+                alpha,
+                &mut decoder,
+                &mut canvas,
+                &mut alpha_to_canvas,
+            )
+            .map_err(|e| format!("alpha plane: {e}"))?;
+            high_bit_depth |= bits > 8;
+            if premultiplied {
+                unpremultiply(canvas.data);
+            }
         }
-    }
+        Ok(high_bit_depth)
+    })
+    .map_err(|e| fail(format, e))?;
     let pixels = Pixels::new(w, h, layout, data);
     let pixels = crate::orient::apply(pixels, heif_orientation(heif.rotation, heif.mirror));
     let icc = match (&primary.icc, primary.nclx) {
@@ -569,7 +575,7 @@ pub fn decode_jxl(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded> {
 }
 
 /// Width and height of a JPEG XL image (oriented) from its header alone.
-pub fn jxl_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
+pub(crate) fn jxl_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
     let mut uninit = jxl_oxide::JxlImage::builder().build_uninit();
     uninit.feed_bytes(bytes).ok()?;
     match uninit.try_init().ok()? {
@@ -580,7 +586,7 @@ pub fn jxl_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
 
 /// The width and height a JPEG XL codestream declares (its `SizeHeader`, the first field after
 /// the signature), read directly so that the limit is checked before any decoder runs.
-pub fn jxl_declared_size(bytes: &[u8]) -> Option<(u64, u64)> {
+pub(crate) fn jxl_declared_size(bytes: &[u8]) -> Option<(u64, u64)> {
     let code: &[u8] = if isobmff::is_jxl_container(bytes) {
         let top = isobmff::boxes(bytes, 0..bytes.len()).ok()?;
         let b = top.iter().find(|b| matches!(&b.kind, b"jxlc" | b"jxlp"))?;

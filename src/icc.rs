@@ -2,16 +2,16 @@
 //!
 //! A profile is kept by default because colours shift without it, but its text tags can name a
 //! person or a device: a monitor calibrated by "Jane Doe", a device description with a serial.
-//! [`sanitize`] keeps every tag that describes colour and rewrites the text: a description or
+//! `sanitize` keeps every tag that describes colour and rewrites the text: a description or
 //! copyright that is not one of the well-known standard texts becomes a neutral one, device and
 //! viewing-condition descriptions and the metadata dictionary go. Profiles larger than
-//! [`MAX_PROFILE`] are not real profiles (real ones are well under 1 MB) and are dropped by the
+//! `MAX_PROFILE` are not real profiles (real ones are well under 1 MB) and are dropped by the
 //! callers. Never touches pixels.
 
 use std::borrow::Cow;
 
 /// The largest profile photoshield carries over. Larger ones are dropped with a note.
-pub const MAX_PROFILE: usize = 4 << 20;
+pub(crate) const MAX_PROFILE: usize = 4 << 20;
 
 /// Text tags that only describe (no colour data), dropped from a sanitised profile.
 const DROPPED: &[&[u8; 4]] = &[b"dmnd", b"dmdd", b"vued", b"meta", b"scrd", b"ciis", b"dscm"];
@@ -200,7 +200,7 @@ fn is_standard(sig: &[u8; 4], text: &str) -> bool {
 /// nobody, whatever its other text says. Any other profile (a calibration, a profile someone
 /// named) does when it has a description or copyright that is not a standard one, or any of
 /// the descriptive tags [`sanitize`] drops (device descriptions can hold a model and serial).
-pub fn has_identifying_text(profile: &[u8]) -> bool {
+pub(crate) fn has_identifying_text(profile: &[u8]) -> bool {
     let Some(tags) = tags(profile) else { return false };
     let text = |t: &Tag| tag_text(&profile[t.offset..t.offset + t.size]);
     let published = tags
@@ -241,7 +241,7 @@ fn text_tag(sig: &[u8; 4], text: &str, version4: bool) -> Vec<u8> {
 
 /// What becomes of a profile that is to be carried into an output: the profile to write (none
 /// when it is dropped) and a note for the user when it was changed or dropped.
-pub fn carry(profile: &[u8]) -> (Option<Cow<'_, [u8]>>, Option<String>) {
+pub(crate) fn carry(profile: &[u8]) -> (Option<Cow<'_, [u8]>>, Option<String>) {
     if profile.len() > MAX_PROFILE {
         let note = format!(
             "colour profile dropped: {} KB is not a real profile (the limit is {} KB)",
@@ -267,7 +267,7 @@ pub fn carry(profile: &[u8]) -> (Option<Cow<'_, [u8]>>, Option<String>) {
 /// and the profile ID (an MD5 of the old bytes) is cleared, as the specification allows. A
 /// profile without identifying text comes back as it is; `None` for a malformed profile, which
 /// callers drop.
-pub fn sanitize(profile: &[u8]) -> Option<Cow<'_, [u8]>> {
+pub(crate) fn sanitize(profile: &[u8]) -> Option<Cow<'_, [u8]>> {
     let tags = tags(profile)?;
     let declared = u32::from_be_bytes(profile[0..4].try_into().ok()?) as usize;
     if !has_identifying_text(profile) {

@@ -8,7 +8,7 @@ use std::io::Cursor;
 /// Length of the zlib stream at the start of `data`, or `None` when it does not end there
 /// (truncated or corrupt: the decoder will say so). The stream is inflated into a small
 /// scratch buffer, so memory does not grow with the picture.
-pub fn zlib_stream_len(data: &[u8]) -> Option<usize> {
+pub(crate) fn zlib_stream_len(data: &[u8]) -> Option<usize> {
     let mut z = flate2::Decompress::new(true);
     let mut scratch = vec![0u8; 1 << 16];
     loop {
@@ -29,7 +29,7 @@ pub fn zlib_stream_len(data: &[u8]) -> Option<usize> {
 /// for the `IDAT` and `fdAT` chunks that carry the zlib stream of the picture (or of an APNG
 /// frame) past its end. Such a stream is split over consecutive chunks (an `fdAT` payload starts
 /// with its 4-byte sequence number); one that does not end counts as wholly read.
-pub fn png_used(chunks: &[crate::container::png::Chunk]) -> Vec<usize> {
+pub(crate) fn png_used(chunks: &[crate::container::png::Chunk]) -> Vec<usize> {
     let mut used: Vec<usize> = chunks.iter().map(|c| c.data.len()).collect();
     let mut i = 0;
     while i < chunks.len() {
@@ -64,7 +64,7 @@ pub fn png_used(chunks: &[crate::container::png::Chunk]) -> Vec<usize> {
 
 /// A compressed bitstream in a WebP file whose chunk size may run past its end.
 #[derive(Clone, Copy, Debug)]
-pub enum Bitstream {
+pub(crate) enum Bitstream {
     /// `VP8 `: lossy; the last partition's size is implicit (it runs to the end of the chunk).
     Vp8,
     /// `VP8L`: lossless, read bit by bit to the last pixel.
@@ -80,7 +80,7 @@ pub enum Bitstream {
 /// at most a few bytes are unused, kept); a longer tail is then found by bisection. The byte
 /// after the shortest prefix is kept, since a decoder may read one byte past the data as zero.
 /// A raw alpha plane is exactly one byte per pixel after its header byte.
-pub fn bitstream_used_len(kind: Bitstream, data: &[u8]) -> usize {
+pub(crate) fn bitstream_used_len(kind: Bitstream, data: &[u8]) -> usize {
     const SLACK: usize = 8;
     let decodes = |len: usize| match kind {
         Bitstream::Vp8 => decodes_as(b"VP8 ", &data[..len]),
@@ -121,7 +121,7 @@ pub fn bitstream_used_len(kind: Bitstream, data: &[u8]) -> usize {
 
 /// [`bitstream_used_len`] for a WebP chunk by its id: `VP8 `, `VP8L`, or `ALPH` of a picture of
 /// `size`; any other chunk (or an `ALPH` of unknown size) is wholly used.
-pub fn webp_chunk_used_len(id: &[u8; 4], data: &[u8], size: Option<(u32, u32)>) -> usize {
+pub(crate) fn webp_chunk_used_len(id: &[u8; 4], data: &[u8], size: Option<(u32, u32)>) -> usize {
     let kind = match (id, size) {
         (b"VP8 ", _) => Bitstream::Vp8,
         (b"VP8L", _) => Bitstream::Vp8l,

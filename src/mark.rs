@@ -35,7 +35,7 @@ const TILES_ACROSS: f64 = 12.0;
 const CHIPS_ACROSS: f64 = CHIPS as f64 * TILES_ACROSS;
 /// Images narrower than this (a 720 px preset portrait) get fewer, larger tiles: twelve
 /// across would make chips under three pixels, too fine for a platform's JPEG.
-pub const NARROW: u32 = 1080;
+pub(crate) const NARROW: u32 = 1080;
 /// Tiles across a narrow image: its chips are as large as a 1080 px image's at 720 px.
 const NARROW_TILES_ACROSS: f64 = 8.0;
 /// The zoom at which the detector sees a whole narrow image (relative to twelve tiles).
@@ -52,7 +52,7 @@ const ACC: usize = CHIPS * BINS;
 /// panorama).
 const MAX_ZOOM: f64 = 3.0;
 /// Narrowest image that can carry the mark: chips of two pixels (in the narrow layout).
-pub const MIN_WIDTH: u32 = 512;
+pub(crate) const MIN_WIDTH: u32 = 512;
 /// Pilot score (z) from which a detection counts, when the CRC matches too.
 pub const THRESHOLD: f64 = 7.0;
 /// PSNR the embedder aims at; flat areas get less.
@@ -61,7 +61,7 @@ pub const TARGET_PSNR: f64 = 42.0;
 /// capped at its inverse, so flat areas move by at most one grey level.
 const FLAT: f32 = 0.125;
 /// Below this fraction of the target amplitude the mark is reported as weak.
-pub const WEAK_STRENGTH: f64 = 0.5;
+pub(crate) const WEAK_STRENGTH: f64 = 0.5;
 
 /// A secret mark key: 32 random bytes. `Debug` shows only the fingerprint.
 #[derive(Clone, PartialEq, Eq)]
@@ -78,6 +78,7 @@ impl Key {
         Key(bytes)
     }
 
+    /// A key from its 32 bytes (tests and tools; users get theirs from [`Key::generate`]).
     pub fn from_bytes(bytes: [u8; 32]) -> Key {
         Key(bytes)
     }
@@ -136,7 +137,9 @@ impl fmt::Debug for Key {
 /// The mark to embed: whose key, which ID, and whether a file that cannot carry it fails.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mark {
+    /// The secret key the mark is made with; the same key detects it.
     pub key: Key,
+    /// The owner ID the mark carries.
     pub id: MarkId,
     /// Fail the file when the mark cannot be embedded at full strength (too small, too flat);
     /// otherwise the rest of the protection is written with a note.
@@ -146,6 +149,7 @@ pub struct Mark {
 /// The owner ID a mark carries: 32 bits (default) or 64.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MarkId {
+    /// The ID; under 2^32 for a 32-bit ID.
     pub value: u64,
     /// 32 or 64.
     pub bits: u8,
@@ -313,6 +317,8 @@ pub struct Embedded {
 }
 
 impl Embedded {
+    /// Whether the mark went in at under half strength (flat or dark images): detection may
+    /// miss it after the image is re-encoded or resized.
     pub fn is_weak(&self) -> bool {
         self.strength < WEAK_STRENGTH
     }
@@ -545,6 +551,7 @@ pub struct Detection {
 }
 
 impl Detection {
+    /// Whether a mark was found and its ID read with a matching CRC.
     pub fn verified(&self) -> bool {
         self.id.is_some()
     }
@@ -660,6 +667,7 @@ fn hat(i: isize) -> f32 {
 }
 
 impl Detector {
+    /// Prepares the detector for `key` (the pilot's spectrum and the FFT plans).
     pub fn new(key: &Key) -> Detector {
         let layout = Layout::new(key);
         let mut planner = FftPlanner::new();

@@ -49,9 +49,8 @@ fn physical_memory() -> Option<u64> {
 pub struct Options {
     /// Largest image accepted, width x height in pixels. Default: [`DEFAULT_MAX_PIXELS`].
     pub max_pixels: u64,
-    /// Most memory one file may take on its way through the pipeline, in bytes, as
-    /// [`crate::memory::estimate`] tells it from the header; in a batch, the files being
-    /// protected at once share it. Default: [`default_max_memory`] (three quarters of the
+    /// Most memory one file may take on its way through the pipeline, in bytes, as the pipeline
+    /// estimates it from the header; in a batch, the files being protected at once share it. Default: [`default_max_memory`] (three quarters of the
     /// machine's memory).
     pub max_memory: u64,
     /// Output format. Default: `None`, the input's own format (TIFF and GIF become PNG).

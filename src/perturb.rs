@@ -32,6 +32,7 @@ pub enum NoiseKind {
 pub struct Perturb {
     /// L-infinity bound in 8-bit levels, 1 to 16 (low = 4, medium = 8, high = 12).
     pub epsilon: u8,
+    /// The noise field. Default: Perlin.
     pub kind: NoiseKind,
     /// Scale the amplitude by a perceptual mask (less in dark and flat areas). Default: on.
     pub mask: bool,
@@ -40,6 +41,7 @@ pub struct Perturb {
 }
 
 impl Perturb {
+    /// Perlin noise of bound `epsilon`, masked, seed 0.
     pub fn new(epsilon: u8) -> Perturb {
         Perturb {
             epsilon,
@@ -49,6 +51,7 @@ impl Perturb {
         }
     }
 
+    /// Checks the bound; [`Error::Options`] when it is outside 1 to 16.
     pub fn validate(&self) -> Result<()> {
         if !(1..=16).contains(&self.epsilon) {
             return Err(Error::Options(format!(
@@ -89,7 +92,7 @@ fn hash3(seed: u64, a: u64, b: u64) -> u64 {
 
 /// The seed of one file: the user's seed mixed with the file's relative path (FNV-1a), so every
 /// file gets its own pattern and the result does not depend on the order of processing.
-pub fn file_seed(seed: u64, name: &str) -> u64 {
+pub(crate) fn file_seed(seed: u64, name: &str) -> u64 {
     let mut h = 0xCBF2_9CE4_8422_2325u64;
     for b in name.bytes() {
         h = (h ^ b as u64).wrapping_mul(0x0100_0000_01B3);
@@ -770,12 +773,16 @@ fn add_saturating(v: u8, o: i8) -> u8 {
 
 /// Adds the perturbation to `pixels`, with `seed` the file's own seed ([`file_seed`]).
 /// Every channel of every pixel moves by at most `epsilon`; alpha is untouched.
+// Hook for tests/perturb.rs and benches/perturb.rs (the pipeline calls it itself): hidden, not part of the API.
+#[doc(hidden)]
 pub fn apply(pixels: &mut Pixels, settings: &Perturb, seed: u64) {
     apply_with(pixels, settings, seed, Isa::detect())
 }
 
 /// [`apply`] with the kernels compiled for `isa` (every instruction set gives the same
 /// output); an instruction set this CPU lacks falls back to the baseline.
+// Hook for tests/perturb.rs and benches/perturb.rs (every kernel against the reference): hidden, not part of the API.
+#[doc(hidden)]
 pub fn apply_with(pixels: &mut Pixels, settings: &Perturb, seed: u64, isa: Isa) {
     let isa = if Isa::available().contains(&isa) {
         isa

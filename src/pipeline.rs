@@ -16,7 +16,7 @@ use crate::pixels::{Layout, Pixels};
 use crate::strip::{self, Rights, StripOptions};
 
 /// Below this JPEG/WebP quality the encoder smooths much of a ±4 perturbation away.
-pub const MIN_PERTURB_QUALITY: u8 = 85;
+pub(crate) const MIN_PERTURB_QUALITY: u8 = 85;
 use crate::watermark::{self, Renderer, Tokens};
 use crate::{orient, resize};
 
@@ -30,18 +30,24 @@ pub struct FileContext<'a> {
 /// A protected image and the report of how it was made.
 #[derive(Debug)]
 pub struct Processed {
+    /// The output file.
     pub bytes: Vec<u8>,
+    /// Its format.
     pub format: OutputFormat,
+    /// What was done.
     pub report: Report,
 }
 
 /// What happened to one image.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
+    /// The input's format, from its content.
     pub input_format: Format,
+    /// The output's format.
     pub output_format: OutputFormat,
     /// Stored size of the input, before orientation.
     pub input_size: (u32, u32),
+    /// Size of the output, width and height in pixels, a notice band included.
     pub output_size: (u32, u32),
     /// The EXIF orientation that was applied to the pixels (1 = none).
     pub orientation: u8,
@@ -87,6 +93,7 @@ impl Pipeline {
         })
     }
 
+    /// The options the pipeline was built with.
     pub fn options(&self) -> &Options {
         &self.options
     }
@@ -135,7 +142,7 @@ impl Pipeline {
 
     /// [`Pipeline::strip`], with the output as pieces of the input and new bytes (nothing of
     /// the compressed data is copied until it is written).
-    pub fn strip_spliced<'a>(
+    pub(crate) fn strip_spliced<'a>(
         &self,
         bytes: &'a [u8],
         ctx: &FileContext,
@@ -230,6 +237,8 @@ impl Pipeline {
     /// The output size for an upright `width` x `height` photo: (photo width, photo height)
     /// within the limits of the options with the notice band added under it. Never larger than
     /// the photo; the aspect changes only to fit the preset's shapes.
+    // Hook for tests/edges.rs (the sizes presets give): hidden, not part of the API.
+    #[doc(hidden)]
     pub fn fitted_size(&self, width: u32, height: u32, tokens: &Tokens) -> (u32, u32) {
         let o = &self.options;
         let band = |w: f64, h: f64| {

@@ -4,11 +4,14 @@
 /// Channel layout of a [`Pixels`] buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
+    /// Three bytes per pixel: red, green, blue.
     Rgb8,
+    /// Four bytes per pixel: red, green, blue, alpha (straight, not premultiplied).
     Rgba8,
 }
 
 impl Layout {
+    /// Bytes per pixel: 3 or 4.
     pub const fn channels(self) -> usize {
         match self {
             Layout::Rgb8 => 3,
@@ -32,7 +35,7 @@ thread_local! {
 
 /// Gives a whole-image buffer back for the next [`image_buffer`] or [`scratch_buffer`] call on
 /// this thread. At most two are kept per thread; the rest are freed.
-pub fn recycle(buffer: Vec<u8>) {
+pub(crate) fn recycle(buffer: Vec<u8>) {
     if buffer.capacity() < SPARE_MIN_BYTES {
         return;
     }
@@ -60,7 +63,7 @@ fn take_spare(len: usize) -> Option<Vec<u8>> {
 }
 
 /// A buffer of `len` bytes for a whole image, every byte zero.
-pub fn image_buffer(len: usize) -> Vec<u8> {
+pub(crate) fn image_buffer(len: usize) -> Vec<u8> {
     match take_spare(len) {
         Some(mut v) => {
             v.clear();
@@ -73,7 +76,7 @@ pub fn image_buffer(len: usize) -> Vec<u8> {
 
 /// A buffer of `len` bytes for a whole image whose caller writes every byte before reading
 /// any: a spare buffer keeps whatever the last image left in it (no time spent zeroing).
-pub fn scratch_buffer(len: usize) -> Vec<u8> {
+pub(crate) fn scratch_buffer(len: usize) -> Vec<u8> {
     match take_spare(len) {
         Some(mut v) => {
             v.truncate(len);
@@ -110,9 +113,13 @@ fn fresh_buffer(len: usize) -> Vec<u8> {
 /// A decoded image.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pixels {
+    /// Width in pixels.
     pub width: u32,
+    /// Height in pixels.
     pub height: u32,
+    /// Channels per pixel.
     pub layout: Layout,
+    /// The samples, row after row from the top, `width * channels` bytes per row.
     pub data: Vec<u8>,
 }
 
@@ -128,6 +135,7 @@ impl Pixels {
         }
     }
 
+    /// Bytes per pixel: 3 or 4.
     pub fn channels(&self) -> usize {
         self.layout.channels()
     }
@@ -137,6 +145,7 @@ impl Pixels {
         self.width as usize * self.channels()
     }
 
+    /// Width times height.
     pub fn pixel_count(&self) -> u64 {
         self.width as u64 * self.height as u64
     }

@@ -792,3 +792,46 @@ fn avif_of_every_kind_decodes_within_45_db_of_libheif_upright() {
         );
     }
 }
+
+/// A corrupt AVIF on which rav1d 1.1 panics inside its C-style API, which aborts the process
+/// (found by the `formats` fuzz target): the decode runs in a child process, so this file fails
+/// alone with one line and the rest of the folder is written.
+#[test]
+fn an_avif_that_crashes_the_av1_decoder_fails_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    fs::create_dir(&input).unwrap();
+    let regressions = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-regressions/formats");
+    fs::copy(
+        regressions.join("rav1d-aborts-on-this-frame-header.avif"),
+        input.join("broken.avif"),
+    )
+    .unwrap();
+    fs::copy(regressions.join("seed_64x48_alpha.avif"), input.join("good.avif")).unwrap();
+    let (w, h) = (64, 48);
+    fs::write(
+        input.join("photo.jpg"),
+        common::jpeg(&common::landscape(w, h, 1), w, h),
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let assert = Command::cargo_bin("photoshield")
+        .unwrap()
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .args(["protect", "-j", "2"])
+        .arg(&input)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("broken.avif") && errors[0].contains("AV1 decoder crashed"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.join("good.jpg").is_file() && out.join("photo.jpg").is_file());
+    assert!(!out.join("broken.jpg").exists());
+}

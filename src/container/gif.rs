@@ -4,7 +4,7 @@
 /// graphic control), the application identifier for 0xFF, and the total length of its
 /// sub-blocks.
 #[derive(Clone, Copy, Debug)]
-pub struct Extension<'a> {
+pub(crate) struct Extension<'a> {
     pub label: u8,
     pub app: &'a [u8],
     pub len: usize,
@@ -13,14 +13,14 @@ pub struct Extension<'a> {
 /// A GIF's blocks, from one walk: its extension blocks, its frames (image descriptors), and
 /// where its trailer ends (`None` when the walk met malformed data or the end of the file first).
 #[derive(Debug, Default)]
-pub struct Layout<'a> {
+pub(crate) struct Layout<'a> {
     pub extensions: Vec<Extension<'a>>,
     pub frames: u32,
     pub end: Option<usize>,
 }
 
 /// Walks a GIF's blocks up to its trailer. Never reads past the buffer.
-pub fn layout(b: &[u8]) -> Layout<'_> {
+pub(crate) fn layout(b: &[u8]) -> Layout<'_> {
     let mut layout = Layout::default();
     let colour_table = |flags: u8| {
         if flags & 0x80 != 0 {

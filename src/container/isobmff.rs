@@ -11,7 +11,7 @@ use std::ops::Range;
 
 /// Why a file's box structure cannot be read. The message is shown to the user after the file's
 /// name, so it says what is wrong in words.
-pub type Error = String;
+pub(crate) type Error = String;
 
 /// One box: its four-character type and where its header and body are in the file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -653,7 +653,7 @@ fn parse_ipma(body: &[u8]) -> Result<Vec<(u32, Vec<u16>)>, Error> {
 
 /// Whether the file's `ftyp` box (which must come first) names `brand` as its major brand or
 /// among its compatible brands.
-pub fn has_brand(bytes: &[u8], brand: &[u8]) -> bool {
+pub(crate) fn has_brand(bytes: &[u8], brand: &[u8]) -> bool {
     let Some(size) = bytes.get(0..4).map(|s| be32(s, 0) as usize) else {
         return false;
     };
@@ -669,17 +669,17 @@ pub fn has_brand(bytes: &[u8], brand: &[u8]) -> bool {
 /// JPEG XL's container: `JXL ` signature box, then `ftyp`, codestream (`jxlc` or `jxlp`
 /// pieces) and metadata boxes (`Exif`, `xml `, `jumb`, and `brob` holding any of them
 /// Brotli-compressed). A bare codestream (FF 0A) has no boxes.
-pub fn is_jxl_container(bytes: &[u8]) -> bool {
+pub(crate) fn is_jxl_container(bytes: &[u8]) -> bool {
     bytes.starts_with(b"\0\0\0\x0CJXL \r\n\x87\n")
 }
 
 /// The EXIF block of a JPEG XL container (TIFF structure), from its `Exif` box.
-pub fn jxl_exif(bytes: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn jxl_exif(bytes: &[u8]) -> Option<Vec<u8>> {
     jxl_exif_slice(bytes).map(<[u8]>::to_vec)
 }
 
 /// [`jxl_exif`], borrowed from the file.
-pub fn jxl_exif_slice(bytes: &[u8]) -> Option<&[u8]> {
+pub(crate) fn jxl_exif_slice(bytes: &[u8]) -> Option<&[u8]> {
     if !is_jxl_container(bytes) {
         return None;
     }
@@ -693,7 +693,7 @@ pub fn jxl_exif_slice(bytes: &[u8]) -> Option<&[u8]> {
 
 /// Whether a JPEG XL box is metadata that `strip` removes (everything but the signature, the
 /// file type, the codestream, the level and the JPEG-reconstruction data).
-pub fn jxl_box_is_metadata(kind: &[u8; 4]) -> bool {
+pub(crate) fn jxl_box_is_metadata(kind: &[u8; 4]) -> bool {
     !matches!(kind, b"JXL " | b"ftyp" | b"jxlc" | b"jxlp" | b"jxll" | b"jxli")
 }
 
@@ -847,7 +847,7 @@ pub fn jxl_parts(bytes: &[u8]) -> Vec<Part> {
 
 /// A piece of a rewritten file: a range of the input, copied as it is, or new bytes.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Piece {
+pub(crate) enum Piece {
     Input(Range<usize>),
     New(Vec<u8>),
 }
@@ -855,7 +855,7 @@ pub enum Piece {
 /// A JPEG XL file without its metadata boxes, box by box (the codestream is copied untouched),
 /// with `exif` (TIFF structure) and `xmp` added as new boxes when given. A bare codestream is
 /// returned whole, wrapped in a container only when there is something to add.
-pub fn jxl_strip(bytes: &[u8], exif: Option<&[u8]>, xmp: Option<&[u8]>) -> Result<Vec<Piece>, Error> {
+pub(crate) fn jxl_strip(bytes: &[u8], exif: Option<&[u8]>, xmp: Option<&[u8]>) -> Result<Vec<Piece>, Error> {
     let mut out = Vec::new();
     if is_jxl_container(bytes) {
         let top = boxes(bytes, 0..bytes.len())?;

@@ -36,7 +36,7 @@ pub fn layout(b: &[u8]) -> Layout<'_> {
 
 /// The segments before the first scan (where EXIF, ICC and the frame header live), without
 /// reading the compressed data: cheap on a large file.
-pub fn header(b: &[u8]) -> Layout<'_> {
+pub(crate) fn header(b: &[u8]) -> Layout<'_> {
     walk(b, true)
 }
 
@@ -133,7 +133,7 @@ pub fn is_complete(bytes: &[u8]) -> bool {
 /// and a scan header (SOS) by their component counts, a restart interval (DRI) 2 bytes, and
 /// quantisation and Huffman table segments (DQT, DHT) up to their last complete table. Bytes
 /// after that are read by no decoder: a hiding place. Other segments are wholly defined.
-pub fn defined_len(marker: u8, data: &[u8]) -> usize {
+pub(crate) fn defined_len(marker: u8, data: &[u8]) -> usize {
     let defined = match marker {
         0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => data.get(5).map(|&n| 6 + 3 * n as usize),
         0xDA => data.first().map(|&n| 1 + 2 * n as usize + 3),

@@ -1,6 +1,6 @@
 //! Container formats: where each file format's structure is known (walkers with strict bounds).
 
-pub mod gif;
+pub(crate) mod gif;
 pub mod isobmff;
 pub mod jpeg;
 pub mod png;

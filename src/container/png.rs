@@ -37,7 +37,7 @@ pub fn chunks(b: &[u8]) -> impl Iterator<Item = Chunk<'_>> {
 
 /// The ICC profile of a PNG `iCCP` chunk, inflated under [`crate::icc::MAX_PROFILE`]: a few
 /// kilobytes of compressed data can claim gigabytes.
-pub fn iccp_profile(data: &[u8]) -> Result<Vec<u8>, &'static str> {
+pub(crate) fn iccp_profile(data: &[u8]) -> Result<Vec<u8>, &'static str> {
     use std::io::Read;
     let name_end = data
         .iter()

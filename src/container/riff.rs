@@ -37,7 +37,7 @@ pub fn chunks(b: &[u8]) -> impl Iterator<Item = Chunk<'_>> {
 
 /// The chunks inside a WebP animation frame (`ANMF`), after its 16-byte header: (id, payload),
 /// stopping at the first one that runs past the frame.
-pub fn anmf_subchunks(frame: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
+pub(crate) fn anmf_subchunks(frame: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
     let mut i: usize = 16;
     std::iter::from_fn(move || {
         let head = frame.get(i..i.checked_add(8)?)?;
@@ -50,21 +50,21 @@ pub fn anmf_subchunks(frame: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
 }
 
 /// The size of an animation frame (`ANMF` data: 24-bit x/2, y/2, width-1, height-1, ...).
-pub fn anmf_size(frame: &[u8]) -> Option<(u32, u32)> {
+pub(crate) fn anmf_size(frame: &[u8]) -> Option<(u32, u32)> {
     let d = frame.get(6..12)?;
     let u24 = |s: &[u8]| u32::from_le_bytes([s[0], s[1], s[2], 0]) + 1;
     Some((u24(&d[0..3]), u24(&d[3..6])))
 }
 
 /// Where a RIFF file ends by its header's size (which may be short of the buffer's end).
-pub fn end(bytes: &[u8]) -> Option<usize> {
+pub(crate) fn end(bytes: &[u8]) -> Option<usize> {
     let size = bytes.get(4..8)?;
     Some(u32::from_le_bytes([size[0], size[1], size[2], size[3]]) as usize + 8)
 }
 
 /// The payload of a `VP8X` chunk: feature `flags` (0x20 ICC, 0x10 alpha, 0x08 EXIF, 0x04 XMP,
 /// 0x02 animation) and the canvas size.
-pub fn vp8x(flags: u8, width: u32, height: u32) -> [u8; 10] {
+pub(crate) fn vp8x(flags: u8, width: u32, height: u32) -> [u8; 10] {
     let mut v = [0u8; 10];
     v[0] = flags;
     v[4..7].copy_from_slice(&(width - 1).to_le_bytes()[..3]);
@@ -73,7 +73,7 @@ pub fn vp8x(flags: u8, width: u32, height: u32) -> [u8; 10] {
 }
 
 /// A WebP file of `chunks`, in order, under the RIFF header.
-pub fn webp_file<'a>(chunks: impl IntoIterator<Item = (&'a [u8; 4], &'a [u8])>) -> Vec<u8> {
+pub(crate) fn webp_file<'a>(chunks: impl IntoIterator<Item = (&'a [u8; 4], &'a [u8])>) -> Vec<u8> {
     let mut body = b"WEBP".to_vec();
     for (id, data) in chunks {
         push_chunk(&mut body, id, data);
@@ -82,7 +82,7 @@ pub fn webp_file<'a>(chunks: impl IntoIterator<Item = (&'a [u8; 4], &'a [u8])>) 
 }
 
 /// `body` (starting with "WEBP") under the RIFF header that gives its length.
-pub fn file(body: Vec<u8>) -> Vec<u8> {
+pub(crate) fn file(body: Vec<u8>) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + 8);
     out.extend_from_slice(b"RIFF");
     out.extend_from_slice(&(body.len() as u32).to_le_bytes());
@@ -91,13 +91,13 @@ pub fn file(body: Vec<u8>) -> Vec<u8> {
 }
 
 /// The alpha hint of a `VP8L` bitstream's header (bit 28 after the signature byte).
-pub fn vp8l_has_alpha(vp8l: &[u8]) -> bool {
+pub(crate) fn vp8l_has_alpha(vp8l: &[u8]) -> bool {
     vp8l.get(4).is_some_and(|b| b & 0x10 != 0)
 }
 
 /// Wraps a simple-format WebP (as libwebp writes it) into the extended format with an ICC
 /// profile chunk, setting the VP8X flags and canvas size the specification requires.
-pub fn webp_with_icc(simple: Vec<u8>, icc: &[u8]) -> Result<Vec<u8>, String> {
+pub(crate) fn webp_with_icc(simple: Vec<u8>, icc: &[u8]) -> Result<Vec<u8>, String> {
     let chunks: Vec<Chunk> = chunks(&simple).collect();
     let (width, height) = canvas_size(&chunks).ok_or("cannot read the encoded WebP's size")?;
     let has_alpha = chunks
@@ -130,7 +130,7 @@ pub fn push_chunk(out: &mut Vec<u8>, id: &[u8; 4], data: &[u8]) {
 }
 
 /// Canvas size of a WebP from its VP8X, VP8 or VP8L chunk.
-pub fn canvas_size(chunks: &[Chunk]) -> Option<(u32, u32)> {
+pub(crate) fn canvas_size(chunks: &[Chunk]) -> Option<(u32, u32)> {
     let u24 = |s: &[u8]| u32::from_le_bytes([s[0], s[1], s[2], 0]);
     for c in chunks {
         match &c.id {

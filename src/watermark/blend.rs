@@ -11,6 +11,8 @@ use std::sync::Arc;
 /// images the alpha rides along as a fourth "colour") and 255 - alpha, both `channels` bytes per
 /// pixel, so that the kernel is one byte-wise formula that vectorises.
 #[derive(Clone, Debug)]
+// Hook for tests/watermark.rs and benches/watermark.rs (placements and the blend kernels): hidden, not part of the API.
+#[doc(hidden)]
 pub struct Stamp {
     pub width: usize,
     pub height: usize,
@@ -177,7 +179,7 @@ impl Premul {
 
 /// round(x / 255) for 0 <= x <= 65535, without a division.
 #[inline(always)]
-pub fn div255(x: u32) -> u32 {
+pub(crate) fn div255(x: u32) -> u32 {
     (x + 128 + ((x + 128) >> 8)) >> 8
 }
 
@@ -186,6 +188,8 @@ const BAND_ROWS: usize = 64;
 
 /// Blends every placement, in order, onto `pixels`; large images go in parallel row bands (each
 /// band applies the placements in the same order, so the result does not depend on threads).
+// Hook for tests/watermark.rs and benches/watermark.rs: hidden, not part of the API.
+#[doc(hidden)]
 pub fn blend_all(pixels: &mut Pixels, placements: &[(Arc<Stamp>, i64, i64)]) {
     if placements.is_empty() {
         return;
@@ -254,7 +258,7 @@ fn blend_region(
 /// byte follows the same formula). Integer only, in 16 bits, no branch and no bounds check in
 /// the loop, so the compiler vectorises it.
 #[inline]
-pub fn blend_span(dst: &mut [u8], colour: &[u8], inv: &[u8]) {
+pub(crate) fn blend_span(dst: &mut [u8], colour: &[u8], inv: &[u8]) {
     let n = dst.len().min(colour.len()).min(inv.len());
     let (dst, colour, inv) = (&mut dst[..n], &colour[..n], &inv[..n]);
     for i in 0..n {

@@ -17,28 +17,39 @@ mod blend;
 mod effects;
 mod raster;
 
+pub(crate) use blend::div255;
 use blend::Premul;
-pub use blend::{blend_all, blend_reference, blend_span, div255, Stamp};
+pub use blend::{blend_all, blend_reference, Stamp};
 use effects::{dilate, shadow};
 use raster::missing_message;
-pub use raster::{missing_glyphs, rasterise, Mask};
+pub use raster::Mask;
+pub(crate) use raster::{missing_glyphs, rasterise};
 
 /// The font embedded in the binary: DejaVu Sans Bold (licence in fonts/LICENSE-DejaVu.txt).
-pub static BUNDLED_FONT: &[u8] = include_bytes!("../../fonts/DejaVuSans-Bold.ttf");
+pub(crate) static BUNDLED_FONT: &[u8] = include_bytes!("../../fonts/DejaVuSans-Bold.ttf");
 
 /// Where a watermark or logo goes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Position {
+    /// Top left corner.
     TopLeft,
+    /// Top edge, centred.
     Top,
+    /// Top right corner.
     TopRight,
+    /// Left edge, centred.
     Left,
+    /// The middle of the image.
     Center,
+    /// Right edge, centred.
     Right,
+    /// Bottom left corner.
     BottomLeft,
+    /// Bottom edge, centred.
     Bottom,
+    /// Bottom right corner (the default).
     #[default]
     BottomRight,
     /// Repeated diagonally across the whole image.
@@ -70,6 +81,7 @@ pub enum Colour {
     /// White on dark backgrounds, black on light ones, chosen per placement.
     #[default]
     Auto,
+    /// This colour (red, green, blue).
     Rgb([u8; 3]),
 }
 
@@ -208,6 +220,8 @@ impl Watermark {
 
 /// Values for the text tokens of one image.
 #[derive(Clone, Debug, Default)]
+// Hook for tests/edges.rs, tests/watermark.rs and benches/watermark.rs: hidden, not part of the API.
+#[doc(hidden)]
 pub struct Tokens<'a> {
     /// (year, month, day) the photo was taken, or today.
     pub date: (i32, u32, u32),
@@ -215,7 +229,7 @@ pub struct Tokens<'a> {
 }
 
 /// Expands `{year}`, `{date}`, `{filename}` and the two-character `\n`.
-pub fn expand(template: &str, tokens: &Tokens) -> String {
+pub(crate) fn expand(template: &str, tokens: &Tokens) -> String {
     let (y, m, d) = tokens.date;
     template
         .replace("{year}", &y.to_string())
@@ -226,6 +240,8 @@ pub fn expand(template: &str, tokens: &Tokens) -> String {
 
 /// Light or dark ink, chosen from the background.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+// Hook for tests/watermark.rs (the stamp cache): hidden, not part of the API.
+#[doc(hidden)]
 pub enum Ink {
     Light,
     Dark,
@@ -261,7 +277,7 @@ struct StampKey {
 /// The text stamps of a batch, rendered once per (text, size, alignment, ink, angle) and shared
 /// by every worker thread.
 #[derive(Debug, Default)]
-pub struct StampCache {
+pub(crate) struct StampCache {
     stamps: Mutex<HashMap<StampKey, Arc<Stamp>>>,
 }
 
@@ -273,6 +289,8 @@ const CACHE_LIMIT: usize = 256;
 
 /// A watermark ready to draw: the font parsed and the logo decoded once.
 #[derive(Debug)]
+// Hook for tests/edges.rs, tests/watermark.rs and benches/watermark.rs (the pipeline draws with it): hidden, not part of the API.
+#[doc(hidden)]
 pub struct Renderer {
     settings: Watermark,
     font: FontArc,
@@ -851,6 +869,8 @@ fn mean_luma(pixels: &Pixels, x: i64, y: i64, w: usize, h: usize) -> f32 {
 }
 
 /// Days since 1970-01-01 to a civil (year, month, day) (Howard Hinnant's algorithm).
+// Hook for src/cli.rs (SOURCE_DATE_EPOCH as today's date): hidden, not part of the API.
+#[doc(hidden)]
 pub fn civil_from_days(days: i64) -> (i32, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);

@@ -7,6 +7,8 @@ use crate::error::{Error, Result};
 
 /// An 8-bit coverage mask.
 #[derive(Clone, Debug, PartialEq, Eq)]
+// Hook for tests/edges.rs and tests/watermark.rs (Renderer::text_coverage): hidden, not part of the API.
+#[doc(hidden)]
 pub struct Mask {
     pub width: usize,
     pub height: usize,
@@ -26,7 +28,7 @@ impl Mask {
 /// Lays out `text` (kerned, one line per `\n`, lines aligned by `align` 0/1/2 = left/centre/
 /// right) at `px` pixels per em, and rasterises it into a coverage mask with `pad` pixels of
 /// empty border. Characters the font lacks are returned as an error listing them.
-pub fn rasterise(font: &FontArc, text: &str, px: f32, align: u8, pad: usize) -> Result<Mask> {
+pub(crate) fn rasterise(font: &FontArc, text: &str, px: f32, align: u8, pad: usize) -> Result<Mask> {
     let missing = missing_glyphs(font, text);
     if !missing.is_empty() {
         return Err(Error::Options(missing_message(&missing)));
@@ -87,7 +89,7 @@ pub fn rasterise(font: &FontArc, text: &str, px: f32, align: u8, pad: usize) -> 
 }
 
 /// Characters of `text` (other than line breaks and spaces) that `font` has no glyph for.
-pub fn missing_glyphs(font: &FontArc, text: &str) -> Vec<char> {
+pub(crate) fn missing_glyphs(font: &FontArc, text: &str) -> Vec<char> {
     let mut missing: Vec<char> = text
         .chars()
         .filter(|c| !c.is_whitespace() && font.glyph_id(*c).0 == 0)

@@ -1,27 +1,19 @@
-//! Lossless `strip` and the rights notice. Rebuilds a JPEG, PNG or WebP container from the
+//! Lossless `strip`. Rebuilds a JPEG, PNG or WebP container from the
 //! pieces that make the picture (compressed image data, tables, colour profile, colour-transform
 //! markers, animation control), drops everything else, and inserts only what photoshield writes
 //! on purpose: a minimal EXIF holding the Orientation (so nothing turns sideways) and, when
-//! asked, the rights packet. Never decodes or re-encodes pixels.
+//! asked, the rights packet (built in `rights`). Never decodes or re-encodes pixels.
 
 use crate::error::{Error, Result};
 use crate::format::Format;
 use crate::icc;
-use crate::metadata::{self, classify_jpeg_segment, Kind};
+use crate::metadata::{self, classify_jpeg_segment};
 
-/// What `--rights` writes: only what the user typed.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Rights {
-    /// Copyright notice (dc:rights and EXIF Copyright), e.g. "© 2024 Jane Doe".
-    pub notice: String,
-    /// dc:creator, when given.
-    pub creator: Option<String>,
-    /// xmpRights:WebStatement: a URL with the licence terms, when given.
-    pub web_statement: Option<String>,
-}
-
-/// The IPTC Photo Metadata "Data Mining" value that prohibits AI/ML training (PLUS vocabulary).
-pub const DMI_PROHIBITED_AIML: &str = "http://ns.useplus.org/ldf/vocab/DMI-PROHIBITED-AIMLTRAINING";
+pub(crate) use super::rights::add_rights;
+use super::rights::rights_xmp;
+pub use super::rights::{Rights, DMI_PROHIBITED_AIML};
+// What a strip removes, as the pipeline's report lists it.
+pub use super::scan::{Found, Kind};
 
 /// What a lossless strip keeps besides the picture itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,54 +35,9 @@ impl Default for StripOptions {
     }
 }
 
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// The XMP packet of a rights notice.
-pub fn rights_xmp(rights: &Rights) -> String {
-    let mut props = String::new();
-    props.push_str("   <xmpRights:Marked>True</xmpRights:Marked>\n");
-    if let Some(url) = &rights.web_statement {
-        props.push_str(&format!(
-            "   <xmpRights:WebStatement>{}</xmpRights:WebStatement>\n",
-            xml_escape(url)
-        ));
-    }
-    props.push_str(&format!(
-        "   <plus:DataMining>{DMI_PROHIBITED_AIML}</plus:DataMining>\n"
-    ));
-    props.push_str(&format!(
-        "   <dc:rights><rdf:Alt><rdf:li xml:lang=\"x-default\">{}</rdf:li></rdf:Alt></dc:rights>\n",
-        xml_escape(&rights.notice)
-    ));
-    if let Some(creator) = &rights.creator {
-        props.push_str(&format!(
-            "   <dc:creator><rdf:Seq><rdf:li>{}</rdf:li></rdf:Seq></dc:creator>\n",
-            xml_escape(creator)
-        ));
-    }
-    format!(
-        "<?xpacket begin=\"\u{FEFF}\" id=\"W5M0MpCehiHzreSzNTczkc9d\"?>\n\
-<x:xmpmeta xmlns:x=\"adobe:ns:meta/\">\n\
- <rdf:RDF xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\">\n\
-  <rdf:Description rdf:about=\"\"\n\
-    xmlns:dc=\"http://purl.org/dc/elements/1.1/\"\n\
-    xmlns:xmpRights=\"http://ns.adobe.com/xap/1.0/rights/\"\n\
-    xmlns:plus=\"http://ns.useplus.org/ldf/xmp/1.0/\">\n\
-{props}  </rdf:Description>\n\
- </rdf:RDF>\n\
-</x:xmpmeta>\n\
-<?xpacket end=\"w\"?>"
-    )
-}
-
 /// A minimal big-endian TIFF structure with IFD0 holding Orientation (when not 1) and
 /// Copyright (when given); `None` when there is nothing to hold.
-pub fn minimal_exif(orientation: u8, copyright: Option<&str>) -> Option<Vec<u8>> {
+pub(crate) fn minimal_exif(orientation: u8, copyright: Option<&str>) -> Option<Vec<u8>> {
     let mut entries: Vec<(u16, u16, u32, Vec<u8>)> = Vec::new();
     if orientation > 1 && orientation <= 8 {
         entries.push((0x0112, 3, 1, vec![0, orientation, 0, 0]));
@@ -129,19 +76,21 @@ pub fn minimal_exif(orientation: u8, copyright: Option<&str>) -> Option<Vec<u8>>
 }
 
 /// The EXIF orientation of a file (1 when none or unreadable): [`metadata::orientation`].
+// Hook for tests/formats.rs and tests/properties.rs: hidden, not part of the API.
+#[doc(hidden)]
 pub fn exif_orientation(bytes: &[u8], format: Format) -> u8 {
     metadata::orientation(bytes, format)
 }
 
 /// The EXIF block (TIFF structure) of a file: [`metadata::exif_block`].
-pub fn exif_block(bytes: &[u8], format: Format) -> Option<&[u8]> {
+pub(crate) fn exif_block(bytes: &[u8], format: Format) -> Option<&[u8]> {
     metadata::exif_block(bytes, format)
 }
 
 /// A stripped file as pieces of the input and new bytes: the compressed image data is written
 /// straight from the input buffer instead of being copied into a new one.
 #[derive(Debug)]
-pub struct Spliced<'a> {
+pub(crate) struct Spliced<'a> {
     input: &'a [u8],
     parts: Vec<Part>,
 }
@@ -191,10 +140,6 @@ impl<'a> Spliced<'a> {
         self.parts().map(<[u8]>::len).sum()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     pub fn to_vec(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.len());
         self.parts().for_each(|p| out.extend_from_slice(p));
@@ -210,7 +155,7 @@ pub fn strip(bytes: &[u8], options: &StripOptions) -> Result<Vec<u8>> {
 /// [`strip`] without copying the compressed data, the metadata it removed from the input
 /// ([`metadata::scan`]), from one walk of the file, and notes for the user (a colour profile
 /// whose identifying text was replaced, or that was dropped).
-pub fn strip_and_scan<'a>(
+pub(crate) fn strip_and_scan<'a>(
     bytes: &'a [u8],
     options: &StripOptions,
 ) -> Result<(Spliced<'a>, Vec<metadata::Found>, Vec<String>)> {
@@ -265,16 +210,6 @@ pub fn strip_and_scan<'a>(
             "lossless strip reads JPEG, PNG, WebP and JPEG XL; use `protect` for TIFF and GIF (re-encoded as PNG)",
         )),
     }
-}
-
-/// Adds the rights packets to a freshly encoded file (which holds no metadata but ICC).
-pub fn add_rights(bytes: Vec<u8>, rights: &Rights) -> Result<Vec<u8>> {
-    let options = StripOptions {
-        keep_icc: true,
-        keep_orientation: false,
-        rights: Some(rights.clone()),
-    };
-    strip(&bytes, &options)
 }
 
 /// The colour profile to write, through [`icc::carry`], with its note.

@@ -1,7 +1,7 @@
 //! `inspect`: everything in a file that identifies a person, a place or a device, decoded for
 //! people (GPS in degrees, serial numbers, names) and classified as a leak or not. Reads the
-//! containers through [`crate::metadata`] and EXIF through kamadak-exif; decodes pixels only to
-//! compare an embedded thumbnail with the main image.
+//! containers through the same walkers and rules as `strip` (`metadata`) and EXIF through
+//! kamadak-exif; decodes pixels only to compare an embedded thumbnail with the main image.
 
 use serde::Serialize;
 
@@ -548,7 +548,7 @@ fn inspect_webp_frame(data: &[u8], ins: &mut Inspection) {
 
 /// The EXIF block of ImageMagick's "Raw profile type exif" text chunk: a header line, a length,
 /// then hex digits (after an optional "Exif\0\0").
-pub fn raw_profile_exif(kind: &[u8; 4], data: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn raw_profile_exif(kind: &[u8; 4], data: &[u8]) -> Option<Vec<u8>> {
     use std::io::Read;
     let keyword_end = data.iter().position(|&b| b == 0)?;
     if !data[..keyword_end].eq_ignore_ascii_case(b"Raw profile type exif") {
@@ -770,7 +770,7 @@ fn is_gps_tag(tag: exif::Tag) -> bool {
 }
 
 /// GPS position in decimal degrees, when latitude and longitude are both present.
-pub fn gps_degrees(exif: &exif::Exif) -> Option<(f64, f64)> {
+pub(crate) fn gps_degrees(exif: &exif::Exif) -> Option<(f64, f64)> {
     use exif::{In, Tag, Value};
     let dms = |tag: Tag| -> Option<f64> {
         let ratio = |num: f64, denom: f64| if denom == 0.0 { 0.0 } else { num / denom };
