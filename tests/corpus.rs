@@ -16,6 +16,9 @@ const REFUSED: &[(&str, &str)] = &[
     ("ultrahdr_gainmap_mpf.jpg", "truncated"),
 ];
 
+/// Two corpus files whose protected copies have the same name.
+const COLLIDING: [&str; 2] = ["mat2_dirty_xmp.avif", "mat2_dirty_xmp.jxl"];
+
 #[test]
 fn corpus_is_protected_clean_and_refusals_say_why() {
     let Some(corpus) = common::corpus_dir() else {
@@ -36,6 +39,7 @@ fn corpus_is_protected_clean_and_refusals_say_why() {
     let stdout = String::from_utf8_lossy(&assert.get_output().stdout).into_owned();
     let records: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let mut written = 0;
+    let mut collisions = 0;
     for r in records.iter().filter(|r| r.get("input").is_some()) {
         let input = r["input"].as_str().unwrap();
         let name = Path::new(input).file_name().unwrap().to_str().unwrap();
@@ -54,6 +58,18 @@ fn corpus_is_protected_clean_and_refusals_say_why() {
                     .collect();
                 assert!(left.is_empty(), "{name}: {left:?}");
             }
+            // mat2_dirty_xmp.avif and .jxl both become mat2_dirty_xmp.jpg: the batch writes
+            // whichever it reaches first and refuses the other (a known sharp edge: outputs of
+            // inputs that differ only in extension collide; see CHANGELOG "Known issues").
+            "failed"
+                if COLLIDING.contains(&name)
+                    && r["reason"]
+                        .as_str()
+                        .unwrap()
+                        .contains("another input already writes") =>
+            {
+                collisions += 1;
+            }
             "failed" => {
                 let reason = r["reason"].as_str().unwrap();
                 let (_, want) = REFUSED
@@ -66,6 +82,7 @@ fn corpus_is_protected_clean_and_refusals_say_why() {
             s => panic!("{name}: status {s}"),
         }
     }
+    assert_eq!(collisions, 1, "one of {COLLIDING:?} is refused");
     assert_eq!(written, 60);
 
     // The independent reader.

@@ -239,10 +239,16 @@ fn corpus_strip_is_clean_pixel_exact_and_inspect_recalls_gps_and_serials() {
             }
             "failed" => {
                 let reason = r["reason"].as_str().unwrap();
+                // The AVIF (refused) and the JPEG XL of mat2_dirty_xmp both claim the output
+                // mat2_dirty_xmp.jpg; whichever comes second is refused for it (a known sharp
+                // edge, see CHANGELOG "Known issues").
+                let collision = reason.contains("another input already writes")
+                    && (input.ends_with("mat2_dirty_xmp.jxl") || input.ends_with("mat2_dirty_xmp.avif"));
                 assert!(
                     reason.contains("unsupported format")
                         || reason.contains("truncated")
-                        || reason.contains("lossless strip reads"),
+                        || reason.contains("lossless strip reads")
+                        || collision,
                     "{input}: {reason}"
                 );
             }
