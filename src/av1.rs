@@ -252,8 +252,9 @@ impl Drop for Picture {
 /// rav1d 1.1 panics on some corrupt streams inside functions of its C-style API, which cannot
 /// unwind: the panic aborts the whole process, and with it a batch of thousands of photos. So on
 /// Unix the work runs in a child process (`fork`) that paints into memory shared with this one;
-/// a child that crashes or aborts is one file's one-line error, and the batch goes on. The
-/// child writes nothing to the terminal (its stderr is /dev/null) and ends with `_exit`.
+/// a child that crashes or aborts is one file's one-line error, and the batch goes on; one that
+/// runs for more than 300 s is killed. The child writes nothing to the terminal (its stderr is
+/// /dev/null, its panic hook silent) and ends with `_exit`.
 /// Elsewhere the work runs in place.
 pub(crate) fn isolated(
     len: usize,
@@ -323,6 +324,8 @@ fn isolated_unix(
                 libc::dup2(null, 2);
             }
         }
+        // A panic in the child is reported through the header, never printed.
+        std::panic::set_hook(Box::new(|_| {}));
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(canvas)));
         let (status, message) = match outcome {
             Ok(Ok(flag)) => (1 + flag as u8, String::new()),
@@ -338,16 +341,35 @@ fn isolated_unix(
         // handlers a second time.
         unsafe { libc::_exit(0) };
     }
+    // A stream that sends the decoder into an endless loop (or a child stuck on a lock another
+    // thread held at the fork) must not hold up the batch: after DEADLINE the child is killed.
+    const DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_micros(200);
     let mut wait_status = 0;
+    let mut timed_out = false;
     loop {
-        // SAFETY: waits for our own child; `wait_status` is a valid place to write.
-        let waited = unsafe { libc::waitpid(pid, &mut wait_status, 0) };
+        // SAFETY: polls our own child; `wait_status` is a valid place to write.
+        let waited = unsafe { libc::waitpid(pid, &mut wait_status, libc::WNOHANG) };
         if waited == pid {
             break;
         }
-        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+        if waited == -1 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
             return Err("lost the AV1 decoder's process".into());
         }
+        if !timed_out && started.elapsed() > DEADLINE {
+            // SAFETY: signals our own child, which has not been waited for yet.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            timed_out = true;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(10));
+    }
+    if timed_out {
+        return Err(format!(
+            "the AV1 decoder did not finish within {} s (corrupt AV1 data?)",
+            DEADLINE.as_secs()
+        ));
     }
     // SAFETY: the child has ended, so nothing else writes the mapping any more.
     let memory = unsafe { std::slice::from_raw_parts(shared.0, total) };
