@@ -89,8 +89,7 @@ impl Decoder {
         // SAFETY: `buffer` is the start of a fresh allocation of `data.len()` bytes, which
         // cannot overlap `data`.
         unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), buffer, data.len()) };
-        let input = Input(input);
-        let mut input = input;
+        let mut input = Input(input);
         let mut picture = Picture::empty();
         // A still picture comes out after its data is sent; a few rounds of "try again" are the
         // decoder's normal rhythm, an endless one is a corrupt stream.

@@ -168,6 +168,18 @@ struct Canvas<'a> {
     channels: usize,
 }
 
+#[cfg(feature = "avif")]
+impl Canvas<'_> {
+    /// The part of `picture`, placed at (x0, y0), that falls on the canvas: a grid's last
+    /// column and row of tiles may overhang it.
+    fn clip(&self, picture: &crate::av1::Picture, x0: u32, y0: u32) -> (u32, u32) {
+        (
+            picture.width().min(self.width.saturating_sub(x0)),
+            picture.height().min(self.height.saturating_sub(y0)),
+        )
+    }
+}
+
 /// Decodes `item` (an `av01` image or a `grid` of them) and hands each picture to `put` with the
 /// position of its top-left corner on the canvas. Returns the pictures' bit depth.
 #[cfg(feature = "avif")]
@@ -338,10 +350,7 @@ fn colour_to_rgb(
         Chroma::Full | Chroma::None => (0, 0),
     };
     let weights = luma_weights(matrix);
-    let (width, height) = (
-        picture.width().min(canvas.width.saturating_sub(x0)),
-        picture.height().min(canvas.height.saturating_sub(y0)),
-    );
+    let (width, height) = canvas.clip(picture, x0, y0);
     let (mut luma, mut cb, mut cr) = (Vec::new(), Vec::new(), Vec::new());
     let channels = canvas.channels;
     let row_bytes = canvas.width as usize * channels;
@@ -401,10 +410,7 @@ fn alpha_to_canvas(picture: &crate::av1::Picture, canvas: &mut Canvas, x0: u32, 
     } else {
         (16.0 * scale, 219.0 * scale)
     };
-    let (width, height) = (
-        picture.width().min(canvas.width.saturating_sub(x0)),
-        picture.height().min(canvas.height.saturating_sub(y0)),
-    );
+    let (width, height) = canvas.clip(picture, x0, y0);
     let mut row = Vec::new();
     let row_bytes = canvas.width as usize * canvas.channels;
     for y in 0..height {

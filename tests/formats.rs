@@ -28,9 +28,9 @@ const LIMITS: DecodeLimits = DecodeLimits {
     max_pixels: 100_000_000,
 };
 
-/// The corpus, when it and the reference `tools` are there; None (skipped) on a plain clone.
-fn corpus_with(tools: &[&str]) -> Option<PathBuf> {
-    let missing: Vec<&str> = tools
+/// The tools in `tools` that are not on PATH.
+fn missing_tools<'a>(tools: &[&'a str]) -> Vec<&'a str> {
+    tools
         .iter()
         .copied()
         .filter(|t| {
@@ -40,7 +40,12 @@ fn corpus_with(tools: &[&str]) -> Option<PathBuf> {
                 .output()
                 .map_or(true, |o| !o.status.success())
         })
-        .collect();
+        .collect()
+}
+
+/// The corpus, when it and the reference `tools` are there; None (skipped) on a plain clone.
+fn corpus_with(tools: &[&str]) -> Option<PathBuf> {
+    let missing = missing_tools(tools);
     let corpus = common::corpus_dir();
     let why = match (&corpus, missing.is_empty()) {
         (None, _) => "../shared/corpus not found".to_string(),
@@ -60,17 +65,7 @@ fn corpus_with(tools: &[&str]) -> Option<PathBuf> {
 /// True when every tool in `tools` is on PATH; otherwise the test is skipped on a plain machine
 /// (saying so) and fails under CI, which installs them.
 fn have_tools(tools: &[&str]) -> bool {
-    let missing: Vec<&str> = tools
-        .iter()
-        .copied()
-        .filter(|t| {
-            Process::new("sh")
-                .arg("-c")
-                .arg(format!("command -v {t}"))
-                .output()
-                .map_or(true, |o| !o.status.success())
-        })
-        .collect();
+    let missing = missing_tools(tools);
     if missing.is_empty() {
         return true;
     }
